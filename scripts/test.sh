@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# The one test command for fluxcapacitor (README and .ci/run call it).
+#
+#   scripts/test.sh [--quick] [-- EXTRA CARGO TEST ARGS]
+#
+# Must run as root: the integration tests create network namespaces and veth
+# pairs and load XDP programs, and they fail (never skip) without privileges.
+# Installs missing build dependencies, then runs, stopping at the first
+# failure:  cargo fmt --check, cargo clippy -D warnings, cargo doc -D warnings
+# (these three are skipped with --quick), and cargo test --all-features.
+# Finally checks that the run left no network namespace or veth named fx*.
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
+# shellcheck source=scripts/lib.sh
+. "$SCRIPT_DIR/lib.sh"
+
+QUICK=0
+TEST_ARGS=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) QUICK=1; shift ;;
+        --) shift; TEST_ARGS=("$@"); break ;;
+        -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
+        *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
+    esac
+done
+
+START=$(date +%s)
+TEST_LOG="$(mktemp "${TMPDIR:-/tmp}/fx-test-log.XXXXXX")"
+section() { printf '\n==================== %s ====================\n' "$*"; }
+elapsed() { echo $(( $(date +%s) - START )); }
+
+# Names of fx* network namespaces and veth interfaces (root namespace).
+fx_netns_list() { ip netns list 2>/dev/null | awk '{print $1}' | grep '^fx' || true; }
+fx_veth_list() {
+    ip -o link show type veth 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^fx' || true
+}
+
+section "environment"
+fx_need_root
+fx_install_deps
+fx_ensure_rust
+fx_clang_multiarch_check
+if [ -n "${CI:-}" ]; then
+    export CARGO_TERM_COLOR=never
+fi
+export FLUX_REQUIRE_ROOT_TESTS=1
+echo "kernel $(uname -r), $(nproc) cpus, repo $REPO_ROOT"
+
+# fx* objects present before the run are not ours: report them, leave them.
+PRE_NS="$(fx_netns_list)"
+PRE_VETH="$(fx_veth_list)"
+if [ -n "$PRE_NS$PRE_VETH" ]; then
+    echo "note: fx* objects existed before this run and are left alone:" $PRE_NS $PRE_VETH
+fi
+
+leftover_check() {
+    local rc=$? ns veth new_ns="" new_veth=""
+    trap - EXIT INT TERM
+    section "leftover check (netns/veth named fx*)"
+    for ns in $(fx_netns_list); do
+        grep -qxF "$ns" <<<"$PRE_NS" || new_ns="$new_ns $ns"
+    done
+    for veth in $(fx_veth_list); do
+        grep -qxF "$veth" <<<"$PRE_VETH" || new_veth="$new_veth $veth"
+    done
+    if [ -n "$new_ns$new_veth" ]; then
+        echo "FAIL: the run left behind namespaces:[${new_ns# }] veths:[${new_veth# }]; removing them"
+        for veth in $new_veth; do ip link del dev "$veth" 2>/dev/null || true; done
+        for ns in $new_ns; do ip netns del "$ns" 2>/dev/null || true; done
+        [ "$rc" -ne 0 ] || rc=1
+    else
+        echo "ok: nothing left over"
+    fi
+    section "total time $(elapsed)s"
+    if [ "$rc" -eq 0 ]; then
+        echo "scripts/test.sh: all checks passed"
+    else
+        echo "scripts/test.sh: FAILED (exit $rc)"
+    fi
+    # Totals over every `test result:` line of cargo test (ignored = skipped).
+    if [ -s "$TEST_LOG" ]; then
+        awk '/^test result:/ {
+                for (i = 1; i <= NF; i++) {
+                    if ($(i+1) ~ /^passed/) p += $i
+                    if ($(i+1) ~ /^failed/) f += $i
+                    if ($(i+1) ~ /^ignored/) s += $i
+                }
+             }
+             END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$TEST_LOG"
+    fi
+    rm -f "$TEST_LOG"
+    exit "$rc"
+}
+trap leftover_check EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+cd "$REPO_ROOT"
+
+if [ "$QUICK" -eq 0 ]; then
+    section "cargo fmt --all -- --check"
+    cargo fmt --all -- --check
+
+    section "cargo clippy --all-targets --all-features -- -D warnings"
+    cargo clippy --all-targets --all-features -- -D warnings
+
+    section "cargo doc --no-deps --all-features (RUSTDOCFLAGS=-D warnings)"
+    RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
+else
+    section "--quick: skipping fmt, clippy and doc"
+fi
+
+section "FLUX_REQUIRE_ROOT_TESTS=1 cargo test --all-features"
+cargo test --all-features ${TEST_ARGS[@]+"${TEST_ARGS[@]}"} 2>&1 | tee "$TEST_LOG"

@@ -1,0 +1,455 @@
+//! `FluxBuilder`: every setting validated before any system call, then the whole
+//! set-up in order: UMEM, socket, rings, bind, program, registration, FILL.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{ConfigError, Error, Result, Stage};
+use crate::flux::{Flux, SetupReport, XskMapTarget};
+use crate::socket::{self, BindMode, BindParams, RingSizes};
+use crate::sys;
+use crate::umem::{FramePool, Umem, UmemConfig};
+use crate::xdp::{SteeringFilter, XdpMode, XdpProgram, MAX_FILTER_PORTS};
+
+/// Smallest frame (chunk) the kernel accepts.
+pub const MIN_FRAME_SIZE: u32 = 2048;
+/// Room a frame must keep for a full 1500-byte-MTU Ethernet frame.
+pub const MIN_PACKET_ROOM: u32 = 1514;
+/// Largest ring the builder accepts (entries).
+pub const MAX_RING_SIZE: u32 = 1 << 20;
+
+/// Builds a [`Flux`]: one AF_XDP socket bound to one queue of one interface, with its
+/// UMEM, rings and (by default) the embedded XDP program attached.
+///
+/// ```no_run
+/// use fluxcapacitor::{FluxBuilder, XdpMode, BindMode};
+/// # fn main() -> Result<(), fluxcapacitor::Error> {
+/// let flux = FluxBuilder::new("veth0")
+///     .queue(0)
+///     .frame_count(4096)
+///     .frame_size(2048)
+///     .ring_size(1024)
+///     .headroom(0)
+///     .bind_mode(BindMode::Auto)
+///     .xdp_mode(XdpMode::Auto)
+///     .load_xdp(true)
+///     .build()?;
+/// println!("{}", flux.report());
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct FluxBuilder {
+    pub(crate) ifname: String,
+    pub(crate) queue: u32,
+    pub(crate) umem: UmemConfig,
+    pub(crate) rings: RingSizes,
+    pub(crate) bind_mode: BindMode,
+    pub(crate) xdp_mode: XdpMode,
+    pub(crate) load_xdp: bool,
+    pub(crate) need_wakeup: bool,
+    pub(crate) multi_buffer: bool,
+    pub(crate) filter: SteeringFilter,
+    pub(crate) user_map: Option<XskMapTarget>,
+    pub(crate) program: Option<Arc<XdpProgram>>,
+    pub(crate) busy_retry: Duration,
+    pub(crate) prefill: bool,
+    pub(crate) drop_every_other: bool,
+}
+
+impl FluxBuilder {
+    /// Starts a builder for interface `ifname`, queue 0, 4096 frames of 4096 bytes,
+    /// 2048-entry rings, bind mode Auto, XDP mode Auto, need_wakeup on, program loaded.
+    pub fn new(ifname: impl Into<String>) -> Self {
+        FluxBuilder {
+            ifname: ifname.into(),
+            queue: 0,
+            umem: UmemConfig::default(),
+            rings: RingSizes::default(),
+            bind_mode: BindMode::Auto,
+            xdp_mode: XdpMode::Auto,
+            load_xdp: true,
+            need_wakeup: true,
+            multi_buffer: false,
+            filter: SteeringFilter::default(),
+            user_map: None,
+            program: None,
+            busy_retry: Duration::from_millis(250),
+            prefill: true,
+            drop_every_other: false,
+        }
+    }
+
+    /// The queue to bind to.
+    pub fn queue(mut self, q: u32) -> Self {
+        self.queue = q;
+        self
+    }
+    /// Frames in the UMEM.
+    pub fn frame_count(mut self, n: u32) -> Self {
+        self.umem.frame_count = n;
+        self
+    }
+    /// Bytes per frame: 2048..=page size; a power of two unless unaligned.
+    pub fn frame_size(mut self, n: u32) -> Self {
+        self.umem.frame_size = n;
+        self
+    }
+    /// Extra headroom before received packets (beyond the kernel's 256 bytes).
+    pub fn headroom(mut self, n: u32) -> Self {
+        self.umem.headroom = n;
+        self
+    }
+    /// Unaligned chunk mode: any frame size in range, `base + offset << 48` addresses.
+    pub fn unaligned_chunks(mut self, on: bool) -> Self {
+        self.umem.unaligned = on;
+        self
+    }
+    /// Back the UMEM with huge pages when available (normal pages otherwise; the
+    /// report says which).
+    pub fn huge_pages(mut self, on: bool) -> Self {
+        self.umem.huge_pages = on;
+        self
+    }
+    /// Sets all four ring sizes.
+    pub fn ring_size(mut self, n: u32) -> Self {
+        self.rings = RingSizes {
+            fill: n,
+            completion: n,
+            rx: n,
+            tx: n,
+        };
+        self
+    }
+    /// Sets each ring's size; 0 for RX or TX leaves that ring out.
+    pub fn ring_sizes(mut self, sizes: RingSizes) -> Self {
+        self.rings = sizes;
+        self
+    }
+    /// Copy, zero-copy, or let the kernel choose.
+    pub fn bind_mode(mut self, m: BindMode) -> Self {
+        self.bind_mode = m;
+        self
+    }
+    /// Native, generic, or native-else-generic.
+    pub fn xdp_mode(mut self, m: XdpMode) -> Self {
+        self.xdp_mode = m;
+        self
+    }
+    /// Load and attach the embedded program (default). With `false`, register the
+    /// socket into your own XSKMAP with [`register_into`](Self::register_into), or
+    /// later with [`Flux::register_into`].
+    pub fn load_xdp(mut self, on: bool) -> Self {
+        self.load_xdp = on;
+        self
+    }
+    /// Use `XDP_USE_NEED_WAKEUP` (default on): the kernel says when it needs a
+    /// syscall, so a busy socket makes none.
+    pub fn need_wakeup(mut self, on: bool) -> Self {
+        self.need_wakeup = on;
+        self
+    }
+    /// Multi-buffer (`XDP_USE_SG`): packets larger than a frame span several.
+    pub fn multi_buffer(mut self, on: bool) -> Self {
+        self.multi_buffer = on;
+        self
+    }
+    /// Steering rules for the embedded program: only matching packets reach the
+    /// socket; the rest go to the kernel stack.
+    pub fn filter(mut self, f: SteeringFilter) -> Self {
+        self.filter = f;
+        self
+    }
+    /// With `load_xdp(false)`: register the socket at `key` in the XSKMAP `map`
+    /// (any fd of a BPF XSKMAP, e.g. from `libbpf_rs::MapCore::as_fd`).
+    pub fn register_into(mut self, map: impl AsFd, key: u32) -> Result<Self> {
+        let fd: OwnedFd = map
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| Error::kernel(Stage::MapUpdate, e))?;
+        self.user_map = Some(XskMapTarget { map: fd, key });
+        Ok(self)
+    }
+    /// Register into a program another [`Flux`] already attached to this interface
+    /// (several queues, one program). See [`Flux::program`].
+    pub fn program(mut self, p: Arc<XdpProgram>) -> Self {
+        self.program = Some(p);
+        self
+    }
+    /// How long to retry `EBUSY` at bind (the kernel releases a closed socket's queue
+    /// in the background). Default 250 ms.
+    pub fn busy_retry(mut self, d: Duration) -> Self {
+        self.busy_retry = d;
+        self
+    }
+    /// Put frames on FILL at set-up (default). Raw-mode users who manage FILL turn it off.
+    pub fn prefill(mut self, on: bool) -> Self {
+        self.prefill = on;
+        self
+    }
+    /// Test hook of the embedded program: drop every other packet before redirecting.
+    #[doc(hidden)]
+    pub fn drop_every_other(mut self, on: bool) -> Self {
+        self.drop_every_other = on;
+        self
+    }
+
+    /// Checks every setting that can be checked without the kernel.
+    pub fn validate(&self) -> std::result::Result<(), ConfigError> {
+        let name = &self.ifname;
+        if name.is_empty()
+            || name.len() >= libc::IFNAMSIZ
+            || name.contains('\0')
+            || name.contains('/')
+        {
+            return Err(ConfigError::InterfaceName(name.clone()));
+        }
+        for (ring, size, optional) in [
+            ("FILL", self.rings.fill, false),
+            ("COMPLETION", self.rings.completion, false),
+            ("RX", self.rings.rx, true),
+            ("TX", self.rings.tx, true),
+        ] {
+            let ok = (optional && size == 0) || (size.is_power_of_two() && size <= MAX_RING_SIZE);
+            if !ok {
+                return Err(ConfigError::RingSize { ring, size });
+            }
+        }
+        if self.rings.rx == 0 && self.rings.tx == 0 {
+            return Err(ConfigError::Conflict(
+                "at least one of the RX and TX rings is needed",
+            ));
+        }
+        let page = sys::page_size() as u32;
+        let fs = self.umem.frame_size;
+        if fs < MIN_FRAME_SIZE || fs > page || (!self.umem.unaligned && !fs.is_power_of_two()) {
+            return Err(ConfigError::FrameSize {
+                size: fs,
+                min: MIN_FRAME_SIZE,
+                max: page,
+            });
+        }
+        let max_frames = ((1u64 << 32) / fs as u64).min(u32::MAX as u64) as u32;
+        if self.umem.frame_count == 0 || self.umem.frame_count > max_frames {
+            return Err(ConfigError::FrameCount {
+                count: self.umem.frame_count,
+                max: max_frames,
+            });
+        }
+        let max_headroom = fs - sys::XDP_PACKET_HEADROOM - MIN_PACKET_ROOM;
+        if self.umem.headroom > max_headroom {
+            return Err(ConfigError::Headroom {
+                headroom: self.umem.headroom,
+                max: max_headroom,
+                frame_size: fs,
+            });
+        }
+        if self.filter.dst_ports.len() > MAX_FILTER_PORTS {
+            return Err(ConfigError::Conflict(
+                "the steering filter takes at most 8 ports",
+            ));
+        }
+        if !self.load_xdp && (!self.filter.is_empty() || self.drop_every_other) {
+            return Err(ConfigError::Conflict(
+                "steering rules need the embedded program (load_xdp(true))",
+            ));
+        }
+        if self.load_xdp && self.user_map.is_some() {
+            return Err(ConfigError::Conflict(
+                "register_into() is for load_xdp(false)",
+            ));
+        }
+        if self.program.is_some() && !self.load_xdp {
+            return Err(ConfigError::Conflict(
+                "program() registers into the embedded program; keep load_xdp(true)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Validates, then sets everything up. On error nothing is left behind.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for settings (before any system call);
+    /// [`Error::InterfaceNotFound`]; [`Error::Permission`] without CAP_NET_RAW /
+    /// CAP_BPF / CAP_NET_ADMIN; [`Error::MemlockLimit`]; [`Error::QueueBusy`];
+    /// [`Error::ZeroCopyUnsupported`]; [`Error::NativeUnsupported`];
+    /// [`Error::ProgramAlreadyAttached`]; otherwise [`Error::Kernel`] naming the stage.
+    pub fn build(self) -> Result<Flux> {
+        self.validate()?;
+        let ifindex = sys::if_nametoindex(&self.ifname)
+            .map_err(|e| Error::kernel(Stage::Bind, e))?
+            .ok_or_else(|| Error::InterfaceNotFound(self.ifname.clone()))?;
+        let (rxq, txq) = queue_counts(&self.ifname);
+        if self.queue >= rxq {
+            return Err(ConfigError::QueueOutOfRange {
+                ifname: self.ifname.clone(),
+                queue: self.queue,
+                count: rxq,
+            }
+            .into());
+        }
+        if self.load_xdp && self.program.is_none() {
+            // Refuse early, before any memory or socket is set up.
+            if let Ok(Some((id, name))) = sys::xdp_query(ifindex) {
+                return Err(Error::ProgramAlreadyAttached {
+                    ifname: self.ifname.clone(),
+                    name,
+                    id,
+                });
+            }
+        }
+        let umem = Arc::new(Umem::new(self.umem).map_err(|e| Error::kernel(Stage::UmemAlloc, e))?);
+        let (fd, mut rings) = socket::create(&umem, true, self.rings)?;
+        socket::bind(
+            &fd,
+            &BindParams {
+                ifname: self.ifname.clone(),
+                ifindex,
+                queue: self.queue,
+                mode: self.bind_mode,
+                need_wakeup: self.need_wakeup,
+                multi_buffer: self.multi_buffer,
+                shared_with: None,
+                busy_retry: self.busy_retry,
+            },
+        )?;
+        let zero_copy = fd.zero_copy().map_err(|e| Error::kernel(Stage::Query, e))?;
+
+        let mut report = SetupReport {
+            ifname: self.ifname.clone(),
+            ifindex,
+            queue: self.queue,
+            rx_queues: rxq,
+            tx_queues: txq,
+            xdp_mode: None,
+            link: false,
+            attach_reason: String::new(),
+            zero_copy,
+            zero_copy_reason: String::new(),
+            need_wakeup: self.need_wakeup,
+            huge_pages: umem.huge_pages(),
+            frame_size: umem.frame_size(),
+            frame_count: umem.frame_count(),
+            headroom: umem.headroom(),
+            multi_buffer: self.multi_buffer,
+        };
+
+        let program = if let Some(p) = self.program {
+            if p.ifindex() != ifindex {
+                return Err(
+                    ConfigError::Conflict("program() is attached to another interface").into(),
+                );
+            }
+            report.xdp_mode = p.mode();
+            report.attach_reason = "shared program".into();
+            Some(p)
+        } else if self.load_xdp {
+            let queues = rxq.max(txq).max(self.queue + 1);
+            let mut p = XdpProgram::load(
+                &self.ifname,
+                ifindex,
+                queues,
+                self.multi_buffer,
+                &self.filter,
+                self.drop_every_other,
+            )?;
+            let info = p.attach(self.xdp_mode)?;
+            report.xdp_mode = Some(info.mode);
+            report.link = info.link;
+            report.attach_reason = info.reason;
+            Some(Arc::new(p))
+        } else {
+            report.attach_reason = "load_xdp(false): no program loaded".into();
+            None
+        };
+        if let Some(p) = &program {
+            p.register(self.queue, fd.as_fd())?;
+        }
+        if let Some(t) = &self.user_map {
+            sys::map_update_fd(t.map.as_fd(), t.key, fd.as_fd())
+                .map_err(|e| Error::kernel(Stage::MapUpdate, e))?;
+        }
+        report.zero_copy_reason =
+            zero_copy_reason(zero_copy, self.bind_mode, report.xdp_mode, ifindex);
+
+        let mut pool = FramePool::new(&umem);
+        if self.prefill {
+            if let Some(fill) = rings.fill.as_mut() {
+                // Keep frames for TX when there is a TX ring: half each, at most a ring's worth.
+                let for_tx = if self.rings.tx > 0 {
+                    (umem.frame_count() / 2).min(self.rings.tx)
+                } else {
+                    0
+                };
+                let n = (umem.frame_count() - for_tx).min(self.rings.fill);
+                let mut r = fill.reserve(n);
+                while r.remaining() > 0 {
+                    match pool.alloc() {
+                        Some(a) => {
+                            let _ = r.push(a);
+                        }
+                        None => break,
+                    }
+                }
+                r.commit();
+                if self.need_wakeup && fill.needs_wakeup() {
+                    let _ = fd.wake_rx();
+                }
+            }
+        }
+        Ok(Flux::new(
+            report,
+            program,
+            self.user_map,
+            fd,
+            rings,
+            umem,
+            pool,
+        ))
+    }
+}
+
+/// Active (rx, tx) queue counts: ethtool, else sysfs, else 1.
+pub(crate) fn queue_counts(ifname: &str) -> (u32, u32) {
+    if let Ok(Some((rx, tx))) = sys::ethtool_channels(ifname) {
+        if rx > 0 {
+            return (rx, tx.max(1));
+        }
+    }
+    let count = |prefix: &str| {
+        std::fs::read_dir(format!("/sys/class/net/{ifname}/queues"))
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+                    .count() as u32
+            })
+            .unwrap_or(0)
+            .max(1)
+    };
+    (count("rx-"), count("tx-"))
+}
+
+fn zero_copy_reason(
+    on: bool,
+    mode: BindMode,
+    xdp: Option<crate::xdp::AttachedMode>,
+    ifindex: u32,
+) -> String {
+    if on {
+        return "zero-copy: the driver supports it".into();
+    }
+    if mode == BindMode::Copy {
+        return "copy mode requested".into();
+    }
+    if xdp == Some(crate::xdp::AttachedMode::Generic) {
+        return "copy mode: the program runs in generic (SKB) mode, which has no zero-copy".into();
+    }
+    match sys::xdp_features(ifindex) {
+        Ok(f) if f & sys::NETDEV_XDP_ACT_XSK_ZEROCOPY == 0 => {
+            "copy mode: the driver does not support AF_XDP zero-copy".into()
+        }
+        Ok(_) => "copy mode: the kernel chose copy".into(),
+        Err(_) => "copy mode (the driver's XDP features could not be read)".into(),
+    }
+}

@@ -1,0 +1,336 @@
+//! The crate's one error type. Every setup failure names its stage, keeps the
+//! kernel's `io::Error` as its source, and says the likely cause and fix.
+
+use std::io;
+
+/// Where in setup a kernel call failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Stage {
+    /// `socket(AF_XDP)`.
+    Socket,
+    /// Allocating the UMEM region.
+    UmemAlloc,
+    /// `XDP_UMEM_REG`.
+    UmemRegister,
+    /// Setting a ring size.
+    RingSize,
+    /// `XDP_MMAP_OFFSETS` or mapping a ring.
+    Mmap,
+    /// `bind` of the socket to (interface, queue).
+    Bind,
+    /// Loading the XDP program into the kernel.
+    Load,
+    /// Attaching the XDP program to the interface.
+    Attach,
+    /// Updating the XSKMAP (or another map).
+    MapUpdate,
+    /// Reading statistics or options.
+    Query,
+    /// A socket option (busy polling and the like).
+    SocketOption,
+    /// Waking the kernel (`sendto`, `recvfrom`, `poll`).
+    Wakeup,
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = match self {
+            Stage::Socket => "socket(AF_XDP)",
+            Stage::UmemAlloc => "UMEM allocation",
+            Stage::UmemRegister => "UMEM registration (XDP_UMEM_REG)",
+            Stage::RingSize => "ring sizing",
+            Stage::Mmap => "ring mmap",
+            Stage::Bind => "bind",
+            Stage::Load => "XDP program load",
+            Stage::Attach => "XDP attach",
+            Stage::MapUpdate => "BPF map update",
+            Stage::Query => "query",
+            Stage::SocketOption => "socket option",
+            Stage::Wakeup => "wake-up",
+        };
+        f.write_str(s)
+    }
+}
+
+/// Which builder setting was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A ring size must be a non-zero power of two.
+    #[error("{ring} ring size {size} must be a non-zero power of two (e.g. 2048)")]
+    RingSize {
+        /// Which ring.
+        ring: &'static str,
+        /// The size given.
+        size: u32,
+    },
+    /// Frame size outside 2048..=page size, or not a power of two in aligned mode.
+    #[error("frame size {size} must be {min}..={max} and, unless unaligned chunks are on, a power of two")]
+    FrameSize {
+        /// The size given.
+        size: u32,
+        /// Smallest allowed.
+        min: u32,
+        /// Largest allowed (the page size).
+        max: u32,
+    },
+    /// Frame count zero or too large.
+    #[error("frame count {count} must be 1..={max}")]
+    FrameCount {
+        /// The count given.
+        count: u32,
+        /// Largest allowed.
+        max: u32,
+    },
+    /// Headroom leaves too little room for a packet.
+    #[error("headroom {headroom} is over the limit {max} for frame size {frame_size} (the kernel keeps 256 bytes and needs room for an MTU-sized packet)")]
+    Headroom {
+        /// The headroom given.
+        headroom: u32,
+        /// Largest allowed for this frame size.
+        max: u32,
+        /// The frame size.
+        frame_size: u32,
+    },
+    /// Queue id not below the interface's active queue count.
+    #[error("queue {queue} is out of range: {ifname} has {count} active rx queue(s) (0..{count})")]
+    QueueOutOfRange {
+        /// Interface.
+        ifname: String,
+        /// Queue asked for.
+        queue: u32,
+        /// Active queues.
+        count: u32,
+    },
+    /// The interface name is empty or too long.
+    #[error("interface name {0:?} is not valid (1..=15 bytes, no NUL)")]
+    InterfaceName(String),
+    /// Options that cannot go together.
+    #[error("conflicting options: {0}")]
+    Conflict(&'static str),
+    /// More frames are needed than the UMEM holds.
+    #[error("FILL ({fill}) and TX ({tx}) rings need more frames than the UMEM's {frames}")]
+    TooFewFrames {
+        /// FILL size.
+        fill: u32,
+        /// TX size.
+        tx: u32,
+        /// Frames in the UMEM.
+        frames: u32,
+    },
+}
+
+/// Everything that can go wrong in fluxcapacitor.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A builder setting was rejected before any system call.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+
+    /// The interface does not exist (in this network namespace).
+    #[error("interface {0:?} not found in this network namespace (check `ip link`, and that you run in the right namespace)")]
+    InterfaceNotFound(String),
+
+    /// Missing privileges for a step.
+    #[error("{stage}: permission denied; {hint}")]
+    Permission {
+        /// The failed step.
+        stage: Stage,
+        /// What to grant.
+        hint: &'static str,
+        /// The kernel's error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The UMEM could not be pinned: the memlock limit is too low.
+    #[error("UMEM registration: {bytes} bytes exceed the locked-memory limit ({limit}); raise it (`ulimit -l unlimited`, LimitMEMLOCK=infinity) or grant CAP_IPC_LOCK, or use fewer frames")]
+    MemlockLimit {
+        /// Bytes asked for.
+        bytes: u64,
+        /// The current limit, as text.
+        limit: String,
+        /// The kernel's error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Another socket is bound to this (interface, queue), or was closed moments ago.
+    #[error("queue {queue} of {ifname} is busy: another AF_XDP socket is bound to it (or one was closed in the last moments and the kernel is still releasing it); close it, use another queue, or share its UMEM")]
+    QueueBusy {
+        /// Interface.
+        ifname: String,
+        /// Queue.
+        queue: u32,
+        /// The kernel's error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Zero-copy was required but the driver cannot do it.
+    #[error("zero-copy is not supported by the driver of {ifname} (or not in this XDP mode); use BindMode::Auto or BindMode::Copy")]
+    ZeroCopyUnsupported {
+        /// Interface.
+        ifname: String,
+        /// The kernel's error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Native (driver) XDP was required but is not available.
+    #[error(
+        "native XDP is not supported on {ifname}: {reason}; use XdpMode::Auto or XdpMode::Generic"
+    )]
+    NativeUnsupported {
+        /// Interface.
+        ifname: String,
+        /// Why, as far as the kernel says.
+        reason: String,
+        /// The kernel's error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Some other XDP program is attached to the interface already.
+    #[error("{ifname} already has XDP program {name:?} (id {id}) attached; detach it (`ip link set dev {ifname} xdp off`) or register into its XSKMAP with load_xdp(false)")]
+    ProgramAlreadyAttached {
+        /// Interface.
+        ifname: String,
+        /// The program's name.
+        name: String,
+        /// The program's id.
+        id: u32,
+    },
+
+    /// A kernel call failed at a setup stage, for a reason not listed above.
+    #[error("{stage} failed: {source}{}", hint.map(|h| format!(" ({h})")).unwrap_or_default())]
+    Kernel {
+        /// The failed step.
+        stage: Stage,
+        /// A likely cause, when known.
+        hint: Option<&'static str>,
+        /// The kernel's error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// libbpf reported an error while loading or handling the program.
+    #[cfg(target_os = "linux")]
+    #[error("{stage}: {source}")]
+    Bpf {
+        /// The failed step.
+        stage: Stage,
+        /// libbpf's error.
+        #[source]
+        source: libbpf_rs::Error,
+    },
+
+    /// A descriptor was refused before it reached the ring.
+    #[error("invalid descriptor: {0}")]
+    InvalidDescriptor(#[from] DescError),
+}
+
+/// Why a TX descriptor was refused. The kernel would consume such a descriptor and
+/// never complete it, losing the frame; we refuse it and the caller keeps the frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DescError {
+    /// Address plus length runs past the end of the UMEM.
+    #[error("address {addr:#x} + length {len} runs past the UMEM end {umem_len:#x}")]
+    OutOfBounds {
+        /// Address.
+        addr: u64,
+        /// Length.
+        len: u32,
+        /// UMEM size.
+        umem_len: u64,
+    },
+    /// The data would cross a chunk boundary (aligned mode).
+    #[error("address {addr:#x} + length {len} crosses a {chunk}-byte chunk boundary")]
+    CrossesChunk {
+        /// Address.
+        addr: u64,
+        /// Length.
+        len: u32,
+        /// Chunk size.
+        chunk: u32,
+    },
+    /// Zero length, or longer than a frame can carry.
+    #[error("length {len} is not in 1..={max}")]
+    Length {
+        /// Length.
+        len: u32,
+        /// Largest allowed.
+        max: u32,
+    },
+    /// Unaligned mode: the data crosses a page boundary of a non-contiguous UMEM.
+    #[error("address {addr:#x} + length {len} crosses a page boundary in unaligned mode")]
+    CrossesPage {
+        /// Address.
+        addr: u64,
+        /// Length.
+        len: u32,
+    },
+    /// Unknown option bits.
+    #[error("unknown descriptor option bits {0:#x}")]
+    Options(u32),
+}
+
+/// Result alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Maps an `io::Error` at `stage` to the most specific variant.
+    pub(crate) fn kernel(stage: Stage, source: io::Error) -> Error {
+        let errno = source.raw_os_error().unwrap_or(0);
+        if errno == libc::EPERM || errno == libc::EACCES {
+            let hint = match stage {
+                Stage::Socket => "creating an AF_XDP socket needs CAP_NET_RAW (run as root or `setcap cap_net_raw,cap_net_admin,cap_bpf+ep`)",
+                Stage::Load | Stage::MapUpdate => "loading BPF programs needs CAP_BPF (and CAP_NET_ADMIN for XDP); run as root or grant them",
+                Stage::Attach => "attaching XDP needs CAP_NET_ADMIN (and CAP_BPF)",
+                Stage::SocketOption => "this socket option needs CAP_NET_ADMIN",
+                _ => "this needs CAP_NET_RAW / CAP_NET_ADMIN / CAP_BPF; run as root or grant them",
+            };
+            return Error::Permission {
+                stage,
+                hint,
+                source,
+            };
+        }
+        let hint = match (stage, errno) {
+            (Stage::UmemRegister, libc::EINVAL) => {
+                Some("the kernel rejected the UMEM geometry (frame size, headroom or flags)")
+            }
+            (Stage::Bind, libc::EINVAL) => Some("queue id out of range or incompatible flags"),
+            (Stage::Bind, libc::ENODEV) => Some("the interface vanished"),
+            (Stage::Attach, libc::ENOSPC) => Some(
+                "veth in native mode needs at least as many rx queues as its peer has tx queues",
+            ),
+            (Stage::Attach, libc::E2BIG) => {
+                Some("the MTU is too large for XDP without multi-buffer")
+            }
+            (_, libc::ENOMEM) => Some("out of memory or locked-memory limit"),
+            _ => None,
+        };
+        Error::Kernel {
+            stage,
+            hint,
+            source,
+        }
+    }
+
+    /// The underlying OS error number, if any.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        use std::error::Error as _;
+        let mut src = self.source();
+        while let Some(s) = src {
+            if let Some(io) = s.downcast_ref::<io::Error>() {
+                return io.raw_os_error();
+            }
+            src = s.source();
+        }
+        None
+    }
+}

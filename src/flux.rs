@@ -1,0 +1,255 @@
+//! `Flux`: one bound AF_XDP socket with its UMEM, rings, frame pool and program.
+
+use std::fmt;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+
+use crate::error::{Error, Result, Stage};
+use crate::socket::{CompletionRing, FillRing, Rings, RxRing, TxRing, XskFd, XskStats};
+use crate::sys;
+use crate::umem::{FrameCounts, FramePool, Umem};
+use crate::xdp::{AttachedMode, ProgramCounters, XdpProgram};
+
+/// A user-owned XSKMAP to register a socket in (the `load_xdp(false)` path).
+#[derive(Debug)]
+pub struct XskMapTarget {
+    pub(crate) map: OwnedFd,
+    pub(crate) key: u32,
+}
+
+/// What set-up did and why: the XDP mode used, zero-copy or not, and the reasons.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetupReport {
+    /// Interface name.
+    pub ifname: String,
+    /// Interface index.
+    pub ifindex: u32,
+    /// Bound queue.
+    pub queue: u32,
+    /// Active rx queues of the interface.
+    pub rx_queues: u32,
+    /// Active tx queues of the interface.
+    pub tx_queues: u32,
+    /// Mode of the attached program (`None` with `load_xdp(false)`).
+    pub xdp_mode: Option<AttachedMode>,
+    /// Attached through a `bpf_link` (detaches when the process dies).
+    pub link: bool,
+    /// Why this XDP mode.
+    pub attach_reason: String,
+    /// The socket runs in zero-copy mode (`XDP_OPTIONS`).
+    pub zero_copy: bool,
+    /// Why zero-copy is on or off.
+    pub zero_copy_reason: String,
+    /// `XDP_USE_NEED_WAKEUP` in use.
+    pub need_wakeup: bool,
+    /// UMEM on huge pages.
+    pub huge_pages: bool,
+    /// Frame size.
+    pub frame_size: u32,
+    /// Frames in the UMEM.
+    pub frame_count: u32,
+    /// User headroom.
+    pub headroom: u32,
+    /// Multi-buffer (`XDP_USE_SG`).
+    pub multi_buffer: bool,
+}
+
+impl fmt::Display for SetupReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mode = self
+            .xdp_mode
+            .map(|m| m.to_string())
+            .unwrap_or_else(|| "none".into());
+        write!(
+            f,
+            "attached {}:{} (ifindex {}, {} rx queue(s)) xdp={} link={} [{}]; {} [{}]; {} frames x {} B, headroom {}{}{}",
+            self.ifname,
+            self.queue,
+            self.ifindex,
+            self.rx_queues,
+            mode,
+            self.link,
+            self.attach_reason,
+            if self.zero_copy { "zero-copy" } else { "copy" },
+            self.zero_copy_reason,
+            self.frame_count,
+            self.frame_size,
+            self.headroom,
+            if self.need_wakeup { ", need_wakeup" } else { "" },
+            if self.huge_pages { ", huge pages" } else { "" },
+        )
+    }
+}
+
+/// One AF_XDP socket bound to one queue, ready to move packets.
+///
+/// Drop order: the program detaches (if this `Flux` holds the last reference), the
+/// rings are unmapped, the socket closes, and finally the UMEM is freed once no frame
+/// or handle refers to it.
+pub struct Flux {
+    program: Option<Arc<XdpProgram>>,
+    user_map: Option<XskMapTarget>,
+    pub(crate) rings: Rings,
+    pub(crate) fd: XskFd,
+    pub(crate) pool: FramePool,
+    pub(crate) umem: Arc<Umem>,
+    report: SetupReport,
+    tx_lost: u64,
+}
+
+impl fmt::Debug for Flux {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Flux")
+            .field("report", &self.report)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Flux {
+    pub(crate) fn new(
+        report: SetupReport,
+        program: Option<Arc<XdpProgram>>,
+        user_map: Option<XskMapTarget>,
+        fd: XskFd,
+        rings: Rings,
+        umem: Arc<Umem>,
+        pool: FramePool,
+    ) -> Flux {
+        Flux {
+            program,
+            user_map,
+            rings,
+            fd,
+            pool,
+            umem,
+            report,
+            tx_lost: 0,
+        }
+    }
+
+    /// What set-up did and why.
+    pub fn report(&self) -> &SetupReport {
+        &self.report
+    }
+    /// The socket.
+    pub fn fd(&self) -> &XskFd {
+        &self.fd
+    }
+    /// The UMEM.
+    pub fn umem(&self) -> &Arc<Umem> {
+        &self.umem
+    }
+    /// The attached program, to register more sockets (other queues) with
+    /// [`FluxBuilder::program`](crate::FluxBuilder::program).
+    pub fn program(&self) -> Option<&Arc<XdpProgram>> {
+        self.program.as_ref()
+    }
+    /// Kernel statistics of this socket.
+    pub fn statistics(&self) -> Result<XskStats> {
+        self.fd
+            .statistics()
+            .map_err(|e| Error::kernel(Stage::Query, e))
+    }
+    /// The embedded program's counters for this queue (`None` without a program).
+    pub fn program_counters(&self) -> Result<Option<ProgramCounters>> {
+        match &self.program {
+            Some(p) => p.counters(self.report.queue).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Registers this socket at `key` in a user-owned XSKMAP.
+    pub fn register_into(&self, map: impl AsFd, key: u32) -> Result<()> {
+        sys::map_update_fd(map.as_fd(), key, self.fd.as_fd())
+            .map_err(|e| Error::kernel(Stage::MapUpdate, e))
+    }
+
+    /// Takes this socket out of the program's XSKMAP (traffic goes to the kernel),
+    /// or puts it back with `on = true`.
+    pub fn set_registered(&self, on: bool) -> Result<()> {
+        if let Some(p) = &self.program {
+            if on {
+                p.register(self.report.queue, self.fd.as_fd())?;
+            } else {
+                p.unregister(self.report.queue)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Where every frame is right now. Frames the application holds are what is not
+    /// anywhere else; at rest (nothing held) `user` must be 0.
+    pub fn frame_counts(&mut self) -> FrameCounts {
+        let total = self.pool.total();
+        let free = self.pool.len() as u32;
+        let (rx_visible, rx_taken) = match self.rings.rx.as_mut() {
+            Some(r) => (r.available(u32::MAX), r.consumed()),
+            None => (0, 0),
+        };
+        let fill_given = self.rings.fill.as_ref().map(|f| f.produced()).unwrap_or(0);
+        let (comp_visible, comp_taken) = match self.rings.completion.as_mut() {
+            Some(c) => (c.available(u32::MAX), c.consumed()),
+            None => (0, 0),
+        };
+        let tx_given = self.rings.tx.as_ref().map(|t| t.produced()).unwrap_or(0);
+        let fill = fill_given.saturating_sub(rx_taken + rx_visible as u64) as u32;
+        let tx = tx_given.saturating_sub(comp_taken + comp_visible as u64 + self.tx_lost) as u32;
+        let placed =
+            free as u64 + fill as u64 + rx_visible as u64 + tx as u64 + comp_visible as u64;
+        FrameCounts {
+            total,
+            free,
+            fill,
+            rx: rx_visible,
+            user: (total as u64).saturating_sub(placed) as u32,
+            tx,
+            completion: comp_visible,
+        }
+    }
+
+    /// Direct access to the rings, the frame pool and the UMEM (the `raw` feature).
+    #[cfg(feature = "raw")]
+    pub fn raw(&mut self) -> crate::raw::RawParts<'_> {
+        crate::raw::RawParts {
+            fill: self.rings.fill.as_mut(),
+            completion: self.rings.completion.as_mut(),
+            rx: self.rings.rx.as_mut(),
+            tx: self.rings.tx.as_mut(),
+            pool: &mut self.pool,
+            umem: &self.umem,
+            fd: &self.fd,
+            tx_lost: &mut self.tx_lost,
+        }
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn rings_mut(
+        &mut self,
+    ) -> (
+        Option<&mut FillRing>,
+        Option<&mut CompletionRing>,
+        Option<&mut RxRing>,
+        Option<&mut TxRing>,
+    ) {
+        (
+            self.rings.fill.as_mut(),
+            self.rings.completion.as_mut(),
+            self.rings.rx.as_mut(),
+            self.rings.tx.as_mut(),
+        )
+    }
+}
+
+impl Drop for Flux {
+    fn drop(&mut self) {
+        if let Some(p) = &self.program {
+            // A shared program outlives us: take our socket out of its map.
+            if Arc::strong_count(p) > 1 {
+                let _ = p.unregister(self.report.queue);
+            }
+        }
+        if let Some(t) = &self.user_map {
+            let _ = sys::map_delete(t.map.as_fd(), t.key);
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Raw mode: the four rings, the frame pool and the UMEM, for people who drive the
+//! rings themselves.
+//!
+//! Descriptors are plain numbers, so submitting them is safe: the kernel validates
+//! them (and [`RawParts::send`] validates TX descriptors first, because the kernel
+//! silently swallows bad ones). Touching frame bytes is `unsafe`, because only the
+//! caller knows that a frame is not on a ring at that moment.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), fluxcapacitor::Error> {
+//! let mut flux = fluxcapacitor::FluxBuilder::new("veth0").build()?;
+//! let raw = flux.raw();
+//! let rx = raw.rx.expect("RX ring");
+//! let fill = raw.fill.expect("FILL ring");
+//! let umem = raw.umem;
+//! let peek = rx.peek(64);
+//! let mut refill = fill.reserve(peek.len());
+//! for desc in peek.iter() {
+//!     // SAFETY: the frame came off RX and is not on any ring until we refill it.
+//!     let bytes = unsafe { umem.slice(desc.addr, desc.len as usize) }.unwrap();
+//!     println!("{} bytes, first {:02x?}", bytes.len(), &bytes[..6.min(bytes.len())]);
+//!     let _ = refill.push(umem.chunk_of(desc.addr));
+//! }
+//! refill.commit();
+//! peek.release();
+//! # Ok(()) }
+//! ```
+
+use crate::error::{DescError, Error, Result, Stage};
+use crate::socket::{CompletionRing, FillRing, RxRing, TxRing, XskFd};
+use crate::sys::XdpDesc;
+use crate::umem::{FramePool, Umem};
+
+/// Mutable access to everything a ring driver needs, borrowed from a [`Flux`](crate::Flux).
+#[derive(Debug)]
+pub struct RawParts<'a> {
+    /// FILL ring.
+    pub fill: Option<&'a mut FillRing>,
+    /// COMPLETION ring.
+    pub completion: Option<&'a mut CompletionRing>,
+    /// RX ring.
+    pub rx: Option<&'a mut RxRing>,
+    /// TX ring.
+    pub tx: Option<&'a mut TxRing>,
+    /// Free frames.
+    pub pool: &'a mut FramePool,
+    /// The UMEM.
+    pub umem: &'a Umem,
+    /// The socket, for wake-ups and statistics.
+    pub fd: &'a XskFd,
+    pub(crate) tx_lost: &'a mut u64,
+}
+
+impl RawParts<'_> {
+    /// Validates `descs` as the kernel would and pushes them on TX; returns how many
+    /// were queued (stopping at the first refused one or when TX is full). Kick with
+    /// [`XskFd::kick_tx`] when [`TxRing::needs_wakeup`] says so.
+    pub fn send(&mut self, descs: &[XdpDesc]) -> Result<usize> {
+        let tx = self.tx.as_deref_mut().ok_or_else(|| Error::Kernel {
+            stage: Stage::Bind,
+            hint: Some("this socket was built without a TX ring"),
+            source: std::io::Error::from(std::io::ErrorKind::Unsupported),
+        })?;
+        let mut r = tx.reserve(descs.len() as u32);
+        let mut n = 0;
+        for d in descs {
+            if let Err(e) = self.umem.check_tx(d.addr, d.len, d.options) {
+                r.commit();
+                return Err(e.into());
+            }
+            if r.push(*d).is_err() {
+                break;
+            }
+            n += 1;
+        }
+        r.commit();
+        Ok(n)
+    }
+
+    /// Checks one TX descriptor without queueing it.
+    pub fn check(&self, desc: &XdpDesc) -> std::result::Result<(), DescError> {
+        self.umem.check_tx(desc.addr, desc.len, desc.options)
+    }
+
+    /// After descriptors were pushed on TX unchecked (through `tx.reserve`), the kernel
+    /// may have swallowed invalid ones (`tx_invalid_descs`) without completing them.
+    /// Tell the accounting how many such frames you took back into your own hands
+    /// (for example into the pool), so that [`Flux::frame_counts`](crate::Flux::frame_counts) stays exact.
+    pub fn reconcile_invalid_tx(&mut self, frames: u64) {
+        *self.tx_lost += frames;
+    }
+}

@@ -1,0 +1,352 @@
+//! The UMEM: the packet memory shared with the kernel, its geometry, and the frame
+//! allocator.
+//!
+//! The region is page aligned (anonymous `mmap`, optionally from huge pages) and cut
+//! into `frame_count` chunks of `frame_size` bytes. The kernel writes a received packet
+//! at `chunk + 256 + headroom` ([`Umem::data_offset`]); we place transmitted packets at
+//! the same offset so a received frame can be sent back as it is.
+//!
+//! Every frame is always in exactly one place: free (in the [`FramePool`]), on FILL,
+//! on RX, held by the user, on TX, or on COMPLETION. [`FrameCounts`] is that census.
+#![allow(unsafe_code)]
+
+use std::fmt;
+use std::io;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::error::DescError;
+use crate::sys::{
+    self, Mmap, XDP_PACKET_HEADROOM, XSK_UNALIGNED_BUF_ADDR_MASK, XSK_UNALIGNED_BUF_OFFSET_SHIFT,
+};
+
+/// Geometry of a UMEM, validated by the builder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UmemConfig {
+    /// Bytes per frame (chunk).
+    pub frame_size: u32,
+    /// Number of frames.
+    pub frame_count: u32,
+    /// Extra headroom in front of each received packet, beyond the kernel's 256.
+    pub headroom: u32,
+    /// Unaligned chunk mode (`XDP_UMEM_UNALIGNED_CHUNK_FLAG`).
+    pub unaligned: bool,
+    /// Back the region with huge pages (falls back to normal pages if none are free).
+    pub huge_pages: bool,
+}
+
+impl Default for UmemConfig {
+    fn default() -> Self {
+        UmemConfig {
+            frame_size: 4096,
+            frame_count: 4096,
+            headroom: 0,
+            unaligned: false,
+            huge_pages: false,
+        }
+    }
+}
+
+static NEXT_ID: AtomicU32 = AtomicU32::new(1);
+
+/// The registered packet memory.
+pub struct Umem {
+    mem: Mmap,
+    cfg: UmemConfig,
+    huge: bool,
+    id: u32,
+}
+
+impl fmt::Debug for Umem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Umem")
+            .field("id", &self.id)
+            .field("len", &self.mem.len())
+            .field("cfg", &self.cfg)
+            .field("huge_pages", &self.huge)
+            .finish()
+    }
+}
+
+impl Umem {
+    /// Allocates the region. Huge pages are tried first when asked for; if none are
+    /// available the region comes from normal pages and [`Umem::huge_pages`] says so.
+    pub fn new(cfg: UmemConfig) -> io::Result<Umem> {
+        let len = cfg.frame_size as usize * cfg.frame_count as usize;
+        let page = sys::page_size();
+        let len = len.div_ceil(page) * page;
+        let (mem, huge) = if cfg.huge_pages {
+            const HUGE: usize = 2 << 20;
+            match Mmap::anonymous(len.div_ceil(HUGE) * HUGE, true) {
+                Ok(m) => (m, true),
+                Err(_) => (Mmap::anonymous(len, false)?, false),
+            }
+        } else {
+            (Mmap::anonymous(len, false)?, false)
+        };
+        Ok(Umem {
+            mem,
+            cfg,
+            huge,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        })
+    }
+
+    /// The geometry.
+    pub fn config(&self) -> &UmemConfig {
+        &self.cfg
+    }
+    /// Bytes per frame.
+    pub fn frame_size(&self) -> u32 {
+        self.cfg.frame_size
+    }
+    /// Number of frames.
+    pub fn frame_count(&self) -> u32 {
+        self.cfg.frame_count
+    }
+    /// User headroom (beyond the kernel's 256 bytes).
+    pub fn headroom(&self) -> u32 {
+        self.cfg.headroom
+    }
+    /// The region is backed by huge pages.
+    pub fn huge_pages(&self) -> bool {
+        self.huge
+    }
+    /// Bytes registered with the kernel (frames × frame size).
+    pub fn len(&self) -> u64 {
+        self.cfg.frame_size as u64 * self.cfg.frame_count as u64
+    }
+    /// Never true: a UMEM has at least one frame.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// A process-unique id, used to tell UMEMs apart.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+    /// Offset of packet data within a frame: `256 + headroom`.
+    pub fn data_offset(&self) -> u32 {
+        XDP_PACKET_HEADROOM + self.cfg.headroom
+    }
+    /// Largest packet a frame carries.
+    pub fn max_data_len(&self) -> u32 {
+        self.cfg.frame_size - self.data_offset()
+    }
+    /// Start address of the region, for `XDP_UMEM_REG`.
+    pub(crate) fn base_ptr(&self) -> *mut u8 {
+        self.mem.as_ptr()
+    }
+
+    /// Address of frame `i`'s chunk.
+    pub fn frame_addr(&self, i: u32) -> u64 {
+        i as u64 * self.cfg.frame_size as u64
+    }
+
+    /// The chunk address a descriptor address belongs to (what goes back on FILL).
+    #[inline]
+    pub fn chunk_of(&self, addr: u64) -> u64 {
+        if self.cfg.unaligned {
+            let base = addr & XSK_UNALIGNED_BUF_ADDR_MASK;
+            let off = addr >> XSK_UNALIGNED_BUF_OFFSET_SHIFT;
+            let a = base + off;
+            a - a % self.cfg.frame_size as u64
+        } else {
+            addr & !(self.cfg.frame_size as u64 - 1)
+        }
+    }
+
+    /// The flat byte offset a descriptor address points at (unaligned mode folds the
+    /// offset in the upper 16 bits back in).
+    #[inline]
+    pub fn flat(&self, addr: u64) -> u64 {
+        if self.cfg.unaligned {
+            (addr & XSK_UNALIGNED_BUF_ADDR_MASK) + (addr >> XSK_UNALIGNED_BUF_OFFSET_SHIFT)
+        } else {
+            addr
+        }
+    }
+
+    /// Checks a TX descriptor the way the kernel does, so that a descriptor the kernel
+    /// would silently swallow is refused here instead.
+    pub fn check_tx(&self, addr: u64, len: u32, options: u32) -> Result<(), DescError> {
+        let max = self.cfg.frame_size;
+        if options & !sys::XDP_PKT_CONTD != 0 {
+            return Err(DescError::Options(options));
+        }
+        if len == 0 || len > max {
+            return Err(DescError::Length { len, max });
+        }
+        let flat = self.flat(addr);
+        let end = flat.checked_add(len as u64);
+        if !self.cfg.unaligned && addr > XSK_UNALIGNED_BUF_ADDR_MASK {
+            return Err(DescError::OutOfBounds {
+                addr,
+                len,
+                umem_len: self.len(),
+            });
+        }
+        match end {
+            Some(e) if e <= self.len() => {}
+            _ => {
+                return Err(DescError::OutOfBounds {
+                    addr,
+                    len,
+                    umem_len: self.len(),
+                })
+            }
+        }
+        if self.cfg.unaligned {
+            // The region is one contiguous mapping unless it spans huge pages the
+            // kernel sees as separate; with normal pages it is always contiguous
+            // from the kernel's point of view only when the pages are, which for an
+            // anonymous private mapping we cannot promise: refuse page crossings.
+            let page = sys::page_size() as u64;
+            if !self.huge && flat / page != (flat + len as u64 - 1) / page {
+                return Err(DescError::CrossesPage { addr, len });
+            }
+        } else {
+            let chunk = self.cfg.frame_size as u64;
+            if flat / chunk != (flat + len as u64 - 1) / chunk {
+                return Err(DescError::CrossesChunk {
+                    addr,
+                    len,
+                    chunk: self.cfg.frame_size,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn check_range(&self, addr: u64, len: usize) -> Option<usize> {
+        let flat = self.flat(addr);
+        let end = flat.checked_add(len as u64)?;
+        (end <= self.mem.len() as u64).then_some(flat as usize)
+    }
+
+    /// Bytes of the frame at `addr`.
+    ///
+    /// Returns `None` when the range is outside the UMEM.
+    ///
+    /// # Safety
+    /// The caller MUST own the frame: it is on no ring and no one else holds a
+    /// mutable view of it for the lifetime of the returned slice.
+    #[inline]
+    pub unsafe fn slice(&self, addr: u64, len: usize) -> Option<&[u8]> {
+        let off = self.check_range(addr, len)?;
+        // SAFETY: in bounds (checked); exclusive use guaranteed by the caller.
+        Some(unsafe { std::slice::from_raw_parts(self.mem.as_ptr().add(off), len) })
+    }
+
+    /// Mutable bytes of the frame at `addr`.
+    ///
+    /// Returns `None` when the range is outside the UMEM.
+    ///
+    /// # Safety
+    /// The caller MUST own the frame exclusively (on no ring, no other view) for the
+    /// lifetime of the returned slice.
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn slice_mut(&self, addr: u64, len: usize) -> Option<&mut [u8]> {
+        let off = self.check_range(addr, len)?;
+        // SAFETY: in bounds (checked); exclusive use guaranteed by the caller.
+        Some(unsafe { std::slice::from_raw_parts_mut(self.mem.as_ptr().add(off), len) })
+    }
+}
+
+/// A stack of free frame (chunk) addresses. Not synchronised: each owner wraps it as
+/// it needs (the engine owns one per worker, system mode shares one under a lock).
+#[derive(Debug, Clone)]
+pub struct FramePool {
+    free: Vec<u64>,
+    total: u32,
+}
+
+impl FramePool {
+    /// A pool holding every frame of `umem`.
+    pub fn new(umem: &Umem) -> FramePool {
+        Self::with_range(umem, 0, umem.frame_count())
+    }
+
+    /// A pool holding frames `first..first + count` of `umem` (for splitting a UMEM
+    /// between sockets).
+    pub fn with_range(umem: &Umem, first: u32, count: u32) -> FramePool {
+        let last = first.saturating_add(count).min(umem.frame_count());
+        // Reverse order so that allocation hands out low addresses first.
+        let free: Vec<u64> = (first..last).rev().map(|i| umem.frame_addr(i)).collect();
+        FramePool {
+            total: free.len() as u32,
+            free,
+        }
+    }
+
+    /// Frames this pool was created with.
+    pub fn total(&self) -> u32 {
+        self.total
+    }
+    /// Frames free now.
+    pub fn len(&self) -> usize {
+        self.free.len()
+    }
+    /// No frame free.
+    pub fn is_empty(&self) -> bool {
+        self.free.is_empty()
+    }
+    /// Takes a free frame's chunk address.
+    #[inline]
+    pub fn alloc(&mut self) -> Option<u64> {
+        self.free.pop()
+    }
+    /// Returns a chunk address to the pool.
+    #[inline]
+    pub fn free(&mut self, chunk: u64) {
+        debug_assert!(
+            self.free.len() < self.total as usize,
+            "frame pool overflow (double free)"
+        );
+        self.free.push(chunk);
+    }
+}
+
+/// Where every frame of a UMEM is, at one moment.
+///
+/// `free + fill + rx + user + tx + completion == total` always holds; tests assert it
+/// after every scenario, and that `user`, `tx` and `completion` drain to zero.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrameCounts {
+    /// Frames in the UMEM.
+    pub total: u32,
+    /// In the allocator.
+    pub free: u32,
+    /// Given to the kernel on FILL and not yet seen on RX.
+    pub fill: u32,
+    /// Published on RX and not yet taken.
+    pub rx: u32,
+    /// Held by the application.
+    pub user: u32,
+    /// Submitted on TX and not yet completed.
+    pub tx: u32,
+    /// Published on COMPLETION and not yet reaped.
+    pub completion: u32,
+}
+
+impl FrameCounts {
+    /// The places add up to the total.
+    pub fn is_conserved(&self) -> bool {
+        self.free as u64
+            + self.fill as u64
+            + self.rx as u64
+            + self.user as u64
+            + self.tx as u64
+            + self.completion as u64
+            == self.total as u64
+    }
+}
+
+impl fmt::Display for FrameCounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "total {} = free {} + fill {} + rx {} + user {} + tx {} + completion {}",
+            self.total, self.free, self.fill, self.rx, self.user, self.tx, self.completion
+        )
+    }
+}
