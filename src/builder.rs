@@ -55,6 +55,17 @@ pub struct FluxBuilder {
     pub(crate) busy_retry: Duration,
     pub(crate) prefill: bool,
     pub(crate) drop_every_other: bool,
+    pub(crate) shared: Option<SharedUmem>,
+    pub(crate) tx_budget: Option<u32>,
+}
+
+/// The UMEM and socket of another [`Flux`] to share (`XDP_SHARED_UMEM`).
+#[derive(Debug, Clone)]
+pub(crate) struct SharedUmem {
+    pub umem: Arc<Umem>,
+    pub fd: crate::socket::XskFd,
+    pub ifindex: u32,
+    pub queue: u32,
 }
 
 impl FluxBuilder {
@@ -77,6 +88,8 @@ impl FluxBuilder {
             busy_retry: Duration::from_millis(250),
             prefill: true,
             drop_every_other: false,
+            shared: None,
+            tx_budget: None,
         }
     }
 
@@ -187,6 +200,28 @@ impl FluxBuilder {
         self.prefill = on;
         self
     }
+    /// Share the UMEM of `owner` (`XDP_SHARED_UMEM`): the frames of one region serve
+    /// both sockets, so a frame received on one can be sent on the other without a
+    /// copy. On the same interface and queue as the owner this socket has no FILL or
+    /// COMPLETION ring of its own (it uses the owner's); elsewhere it gets its own.
+    /// The new socket's [`Flux`] starts with no frames of its own: the owner's pool
+    /// holds them all. Frame size, count, headroom and chunk mode come from the owner.
+    pub fn shared_umem(mut self, owner: &Flux) -> Self {
+        self.shared = Some(SharedUmem {
+            umem: owner.umem().clone(),
+            fd: owner.fd().clone(),
+            ifindex: owner.report().ifindex,
+            queue: owner.report().queue,
+        });
+        self
+    }
+    /// Copy-mode TX descriptors the kernel handles per kick (`XDP_MAX_TX_SKB_BUDGET`,
+    /// kernel ≥ 6.17, 32..=TX ring size; default 32). Older kernels keep 32 and the
+    /// report says so.
+    pub fn tx_budget(mut self, n: u32) -> Self {
+        self.tx_budget = Some(n);
+        self
+    }
     /// Test hook of the embedded program: drop every other packet before redirecting.
     #[doc(hidden)]
     pub fn drop_every_other(mut self, on: bool) -> Self {
@@ -244,6 +279,18 @@ impl FluxBuilder {
                 frame_size: fs,
             });
         }
+        if let Some(b) = self.tx_budget {
+            if self.rings.tx == 0 || b < 32 || b > self.rings.tx {
+                return Err(ConfigError::Conflict(
+                    "tx_budget must be 32..=TX ring size, with a TX ring",
+                ));
+            }
+        }
+        if self.shared.is_some() && self.multi_buffer {
+            return Err(ConfigError::Conflict(
+                "multi-buffer is chosen by the UMEM owner; set it there",
+            ));
+        }
         if self.filter.dst_ports.len() > MAX_FILTER_PORTS {
             return Err(ConfigError::Conflict(
                 "the steering filter takes at most 8 ports",
@@ -299,8 +346,25 @@ impl FluxBuilder {
                 });
             }
         }
-        let umem = Arc::new(Umem::new(self.umem).map_err(|e| Error::kernel(Stage::UmemAlloc, e))?);
-        let (fd, mut rings) = socket::create(&umem, true, self.rings)?;
+        let (umem, owner_fd, same_queue) = match &self.shared {
+            Some(s) => (
+                s.umem.clone(),
+                Some(s.fd.clone()),
+                s.ifindex == ifindex && s.queue == self.queue,
+            ),
+            None => (
+                Arc::new(Umem::new(self.umem).map_err(|e| Error::kernel(Stage::UmemAlloc, e))?),
+                None,
+                false,
+            ),
+        };
+        let mut sizes = self.rings;
+        if same_queue {
+            // One FILL/COMPLETION pair per (device, queue): the owner's.
+            sizes.fill = 0;
+            sizes.completion = 0;
+        }
+        let (fd, mut rings) = socket::create(&umem, owner_fd.is_none(), sizes)?;
         socket::bind(
             &fd,
             &BindParams {
@@ -310,10 +374,27 @@ impl FluxBuilder {
                 mode: self.bind_mode,
                 need_wakeup: self.need_wakeup,
                 multi_buffer: self.multi_buffer,
-                shared_with: None,
+                shared_with: owner_fd.clone(),
                 busy_retry: self.busy_retry,
             },
         )?;
+        let tx_budget = match self.tx_budget {
+            Some(b) => {
+                match sys::setsockopt(fd.as_fd(), sys::SOL_XDP, sys::XDP_MAX_TX_SKB_BUDGET, &b) {
+                    Ok(()) => b,
+                    Err(e)
+                        if matches!(
+                            e.raw_os_error(),
+                            Some(libc::ENOPROTOOPT) | Some(libc::EINVAL)
+                        ) =>
+                    {
+                        32
+                    }
+                    Err(e) => return Err(Error::kernel(Stage::SocketOption, e)),
+                }
+            }
+            None => 32,
+        };
         let zero_copy = fd.zero_copy().map_err(|e| Error::kernel(Stage::Query, e))?;
 
         let mut report = SetupReport {
@@ -333,8 +414,41 @@ impl FluxBuilder {
             frame_count: umem.frame_count(),
             headroom: umem.headroom(),
             multi_buffer: self.multi_buffer,
+            tx_budget,
+            shared_umem: owner_fd.is_some(),
         };
 
+        // FILL is loaded before the socket is registered anywhere, so that the first
+        // packet redirected to it finds a frame.
+        let mut pool = if owner_fd.is_some() {
+            FramePool::empty()
+        } else {
+            FramePool::new(&umem)
+        };
+        if self.prefill {
+            if let Some(fill) = rings.fill.as_mut() {
+                // Keep frames for TX when there is a TX ring: half each, at most a ring's worth.
+                let for_tx = if self.rings.tx > 0 {
+                    (umem.frame_count() / 2).min(self.rings.tx)
+                } else {
+                    0
+                };
+                let n = (umem.frame_count() - for_tx).min(self.rings.fill);
+                let mut r = fill.reserve(n);
+                while r.remaining() > 0 {
+                    match pool.alloc() {
+                        Some(a) => {
+                            let _ = r.push(a);
+                        }
+                        None => break,
+                    }
+                }
+                r.commit();
+                if self.need_wakeup && fill.needs_wakeup() {
+                    let _ = fd.wake_rx();
+                }
+            }
+        }
         let program = if let Some(p) = self.program {
             if p.ifindex() != ifindex {
                 return Err(
@@ -373,31 +487,6 @@ impl FluxBuilder {
         report.zero_copy_reason =
             zero_copy_reason(zero_copy, self.bind_mode, report.xdp_mode, ifindex);
 
-        let mut pool = FramePool::new(&umem);
-        if self.prefill {
-            if let Some(fill) = rings.fill.as_mut() {
-                // Keep frames for TX when there is a TX ring: half each, at most a ring's worth.
-                let for_tx = if self.rings.tx > 0 {
-                    (umem.frame_count() / 2).min(self.rings.tx)
-                } else {
-                    0
-                };
-                let n = (umem.frame_count() - for_tx).min(self.rings.fill);
-                let mut r = fill.reserve(n);
-                while r.remaining() > 0 {
-                    match pool.alloc() {
-                        Some(a) => {
-                            let _ = r.push(a);
-                        }
-                        None => break,
-                    }
-                }
-                r.commit();
-                if self.need_wakeup && fill.needs_wakeup() {
-                    let _ = fd.wake_rx();
-                }
-            }
-        }
         Ok(Flux::new(
             report,
             program,

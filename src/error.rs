@@ -227,6 +227,15 @@ pub enum Error {
         source: libbpf_rs::Error,
     },
 
+    /// An engine callback panicked; the engine stopped cleanly.
+    #[error("the engine callback panicked on worker {worker}: {message}")]
+    CallbackPanicked {
+        /// Worker index.
+        worker: usize,
+        /// The panic message.
+        message: String,
+    },
+
     /// A descriptor was refused before it reached the ring.
     #[error("invalid descriptor: {0}")]
     InvalidDescriptor(#[from] DescError),

@@ -10,6 +10,15 @@ use crate::sys;
 use crate::umem::{FrameCounts, FramePool, Umem};
 use crate::xdp::{AttachedMode, ProgramCounters, XdpProgram};
 
+/// Frames on or behind each ring of one socket.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RingCounts {
+    pub fill: u32,
+    pub rx: u32,
+    pub tx: u32,
+    pub completion: u32,
+}
+
 /// A user-owned XSKMAP to register a socket in (the `load_xdp(false)` path).
 #[derive(Debug)]
 pub struct XskMapTarget {
@@ -52,6 +61,10 @@ pub struct SetupReport {
     pub headroom: u32,
     /// Multi-buffer (`XDP_USE_SG`).
     pub multi_buffer: bool,
+    /// Copy-mode TX descriptors per kick in effect (32 unless raised and supported).
+    pub tx_budget: u32,
+    /// This socket shares another socket's UMEM.
+    pub shared_umem: bool,
 }
 
 impl fmt::Display for SetupReport {
@@ -182,6 +195,12 @@ impl Flux {
     pub fn frame_counts(&mut self) -> FrameCounts {
         let total = self.pool.total();
         let free = self.pool.len() as u32;
+        let r = self.ring_counts();
+        FrameCounts::from_places(total, free, r)
+    }
+
+    /// Frames on (or behind) each ring: `(fill, rx, tx, completion)`.
+    pub(crate) fn ring_counts(&mut self) -> RingCounts {
         let (rx_visible, rx_taken) = match self.rings.rx.as_mut() {
             Some(r) => (r.available(u32::MAX), r.consumed()),
             None => (0, 0),
@@ -192,17 +211,10 @@ impl Flux {
             None => (0, 0),
         };
         let tx_given = self.rings.tx.as_ref().map(|t| t.produced()).unwrap_or(0);
-        let fill = fill_given.saturating_sub(rx_taken + rx_visible as u64) as u32;
-        let tx = tx_given.saturating_sub(comp_taken + comp_visible as u64 + self.tx_lost) as u32;
-        let placed =
-            free as u64 + fill as u64 + rx_visible as u64 + tx as u64 + comp_visible as u64;
-        FrameCounts {
-            total,
-            free,
-            fill,
+        RingCounts {
+            fill: fill_given.saturating_sub(rx_taken + rx_visible as u64) as u32,
             rx: rx_visible,
-            user: (total as u64).saturating_sub(placed) as u32,
-            tx,
+            tx: tx_given.saturating_sub(comp_taken + comp_visible as u64 + self.tx_lost) as u32,
             completion: comp_visible,
         }
     }

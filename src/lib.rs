@@ -22,6 +22,8 @@
 //! |---------|--------------|
 //! | (core)  | UMEM, rings, socket, program loading, [`FluxBuilder`], accounting, statistics |
 //! | `raw`   | [`Flux::raw`]: typed FILL / COMPLETION / RX / TX rings and UMEM frames |
+//! | `proto` | [`proto`]: zero-copy Eth / VLAN / ARP / IPv4 / IPv6 / ICMP / UDP / TCP views, in-place edits, checksums |
+//! | `engine` | [`engine::Engine`]: managed loop, batch callback with zero-copy verdicts, one worker per queue |
 //!
 //! ## Requirements
 //! Linux ≥ 5.11 (6.x recommended), root or CAP_NET_RAW + CAP_NET_ADMIN + CAP_BPF
@@ -51,8 +53,12 @@ mod skel {
 }
 
 pub mod builder;
+#[cfg(feature = "engine")]
+pub mod engine;
 pub mod error;
 pub mod flux;
+#[cfg(feature = "proto")]
+pub mod proto;
 #[cfg(feature = "raw")]
 pub mod raw;
 pub mod ring;

@@ -89,9 +89,11 @@ impl<T> RingPtrs<T> {
 /// - Only one `Producer` or one `Consumer` may be made from one mapping.
 unsafe fn kernel_ptrs<T>(mem: Mmap, off: &XdpRingOffset, size: u32) -> RingPtrs<T> {
     let base = mem.as_ptr();
-    // SAFETY (all four): the kernel guarantees these offsets lie within the mapping
-    // and are aligned for their types.
-    let at = |o: u64| unsafe { NonNull::new_unchecked(base.add(o as usize)) };
+    let at = |o: u64| {
+        // SAFETY: the kernel guarantees these offsets lie within the mapping (so the
+        // pointer is in bounds and non-null) and are aligned for their types.
+        unsafe { NonNull::new_unchecked(base.add(o as usize)) }
+    };
     RingPtrs {
         producer: at(off.producer).cast(),
         consumer: at(off.consumer).cast(),

@@ -29,6 +29,8 @@ pub const XDP_UMEM_FILL_RING: libc::c_int = 5;
 pub const XDP_UMEM_COMPLETION_RING: libc::c_int = 6;
 pub const XDP_STATISTICS: libc::c_int = 7;
 pub const XDP_OPTIONS: libc::c_int = 8;
+/// Copy-mode TX descriptors handled per `sendto` (kernel ≥ 6.17; range 32..=TX size).
+pub const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
 
 /// `sxdp_flags` bits for bind.
 pub const XDP_SHARED_UMEM: u16 = 1 << 0;
@@ -405,6 +407,11 @@ impl Mmap {
     pub fn len(&self) -> usize {
         self.len
     }
+
+    /// Never true: empty mappings are refused at creation.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 impl Drop for Mmap {
@@ -611,3 +618,51 @@ pub fn xdp_features(ifindex: u32) -> io::Result<u64> {
 pub const NETDEV_XDP_ACT_XSK_ZEROCOPY: u64 = 1 << 3;
 /// `NETDEV_XDP_ACT_RX_SG`.
 pub const NETDEV_XDP_ACT_RX_SG: u64 = 1 << 5;
+
+/// `SO_BUSY_POLL` (µs to busy-poll in blocking calls).
+pub const SO_BUSY_POLL: libc::c_int = 46;
+/// `SO_PREFER_BUSY_POLL`.
+pub const SO_PREFER_BUSY_POLL: libc::c_int = 69;
+/// `SO_BUSY_POLL_BUDGET`.
+pub const SO_BUSY_POLL_BUDGET: libc::c_int = 70;
+
+/// A non-blocking, close-on-exec `eventfd` (used to wake pollers on stop).
+pub fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall; the fd is wrapped at once.
+    let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
+    // SAFETY: fresh fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Adds 1 to an eventfd.
+pub fn eventfd_signal(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a live u64.
+    let n = unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EAGAIN) {
+            return Ok(()); // counter saturated: already signalled
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// `poll` on several fds; fills each entry's `revents`; returns how many are ready.
+pub fn poll_many(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<usize> {
+    let ms = match timeout {
+        None => -1,
+        Some(d) => d.as_millis().min(i32::MAX as u128) as libc::c_int,
+    };
+    // SAFETY: `fds` is a valid, writable array of pollfd of the given length.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::Interrupted {
+            return Ok(0);
+        }
+        return Err(e);
+    }
+    Ok(n as usize)
+}

@@ -252,6 +252,73 @@ impl Umem {
     }
 }
 
+impl Umem {
+    /// Mutable views of the frames behind `descs`, each covering the descriptor's data
+    /// start up to the end of its chunk (so a packet may grow in place), paired with
+    /// the descriptor.
+    ///
+    /// Crate contract (not expressible in types, hence crate-private): every
+    /// descriptor in `descs` is a frame the crate holds exclusively right now — just
+    /// taken off RX or out of a [`FramePool`] — and no two descriptors share a chunk.
+    /// The views live no longer than the borrow of `descs`, and a frame goes back on a
+    /// ring only after that borrow ends. Descriptors outside the UMEM yield an empty
+    /// view rather than a panic.
+    pub(crate) fn owned_views<'a>(
+        &'a self,
+        descs: &'a mut [crate::sys::XdpDesc],
+    ) -> impl Iterator<Item = (&'a mut [u8], &'a mut crate::sys::XdpDesc)> + 'a {
+        debug_assert!(self.distinct_chunks(descs), "two descriptors share a chunk");
+        descs.iter_mut().map(move |d| (self.owned_chunk(d.addr), d))
+    }
+
+    /// The whole chunk holding `addr`, for a frame the crate holds exclusively
+    /// (freshly allocated from a pool or just taken off RX, and on no ring).
+    /// Same crate contract as [`Umem::owned_views`]. Out-of-range addresses give an
+    /// empty slice.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) fn owned_chunk(&self, addr: u64) -> &mut [u8] {
+        let chunk = self.chunk_of(addr);
+        let len = (self.cfg.frame_size as u64).min(self.len().saturating_sub(chunk)) as usize;
+        // SAFETY: exclusive ownership per the crate contract; bounds checked by
+        // `slice_mut` (the chunk address is flat in both chunk modes).
+        unsafe { self.slice_mut_flat(chunk, len) }.unwrap_or_default()
+    }
+
+    /// Offset of `addr`'s data within its chunk.
+    #[inline]
+    pub fn offset_in_chunk(&self, addr: u64) -> u32 {
+        (self.flat(addr) - self.chunk_of(addr)) as u32
+    }
+
+    /// Like `slice_mut`, for an address that is already flat (no unaligned offset bits).
+    ///
+    /// # Safety
+    /// As [`Umem::slice_mut`].
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slice_mut_flat(&self, flat: u64, len: usize) -> Option<&mut [u8]> {
+        let end = flat.checked_add(len as u64)?;
+        if end > self.mem.len() as u64 {
+            return None;
+        }
+        // SAFETY: in bounds (checked); exclusive use guaranteed by the caller.
+        Some(unsafe { std::slice::from_raw_parts_mut(self.mem.as_ptr().add(flat as usize), len) })
+    }
+
+    /// Bytes from `addr` to the end of its chunk.
+    #[inline]
+    pub fn room(&self, addr: u64) -> usize {
+        let flat = self.flat(addr);
+        let chunk = self.chunk_of(addr);
+        (chunk + self.cfg.frame_size as u64).saturating_sub(flat) as usize
+    }
+
+    fn distinct_chunks(&self, descs: &[crate::sys::XdpDesc]) -> bool {
+        let mut chunks: Vec<u64> = descs.iter().map(|d| self.chunk_of(d.addr)).collect();
+        chunks.sort_unstable();
+        chunks.windows(2).all(|w| w[0] != w[1])
+    }
+}
+
 /// A stack of free frame (chunk) addresses. Not synchronised: each owner wraps it as
 /// it needs (the engine owns one per worker, system mode shares one under a lock).
 #[derive(Debug, Clone)]
@@ -275,6 +342,14 @@ impl FramePool {
         FramePool {
             total: free.len() as u32,
             free,
+        }
+    }
+
+    /// An empty pool (a socket that shares another's UMEM and frames).
+    pub fn empty() -> FramePool {
+        FramePool {
+            free: Vec::new(),
+            total: 0,
         }
     }
 
@@ -329,6 +404,34 @@ pub struct FrameCounts {
 }
 
 impl FrameCounts {
+    /// The census from the pool and the rings; `user` is what is nowhere else.
+    pub(crate) fn from_places(total: u32, free: u32, r: crate::flux::RingCounts) -> FrameCounts {
+        let placed = free as u64 + r.fill as u64 + r.rx as u64 + r.tx as u64 + r.completion as u64;
+        FrameCounts {
+            total,
+            free,
+            fill: r.fill,
+            rx: r.rx,
+            user: (total as u64).saturating_sub(placed) as u32,
+            tx: r.tx,
+            completion: r.completion,
+        }
+    }
+
+    /// Adds another socket's ring places (sockets sharing one pool).
+    pub(crate) fn add_rings(&mut self, r: crate::flux::RingCounts) {
+        self.fill += r.fill;
+        self.rx += r.rx;
+        self.tx += r.tx;
+        self.completion += r.completion;
+        let placed = self.free as u64
+            + self.fill as u64
+            + self.rx as u64
+            + self.tx as u64
+            + self.completion as u64;
+        self.user = (self.total as u64).saturating_sub(placed) as u32;
+    }
+
     /// The places add up to the total.
     pub fn is_conserved(&self) -> bool {
         self.free as u64

@@ -273,11 +273,11 @@ impl XdpProgram {
         match try_link(self, flags)? {
             Ok(link) => {
                 self.attached = Some(Attachment::Link(link, mode_used));
-                return Ok(AttachInfo {
+                Ok(AttachInfo {
                     mode: mode_used,
                     link: true,
                     reason,
-                });
+                })
             }
             Err(e) => {
                 let errno = e.raw_os_error().unwrap_or(0);

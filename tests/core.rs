@@ -6,6 +6,8 @@ mod common;
 
 use std::collections::HashSet;
 use std::net::SocketAddrV4;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -18,6 +20,17 @@ const PORT: u16 = 7000;
 /// Receives until `want` datagrams to `port` arrived or `idle` passed without any;
 /// returns their payloads. Every received frame goes straight back to FILL.
 fn raw_receive(flux: &mut Flux, port: u16, want: usize, idle: Duration) -> Vec<Vec<u8>> {
+    raw_receive_counting(flux, port, want, idle, &AtomicU64::new(0))
+}
+
+/// [`raw_receive`], bumping `progress` per datagram (for windowed senders).
+fn raw_receive_counting(
+    flux: &mut Flux,
+    port: u16,
+    want: usize,
+    idle: Duration,
+    progress: &AtomicU64,
+) -> Vec<Vec<u8>> {
     let mut got = Vec::new();
     let mut last = Instant::now();
     while got.len() < want && last.elapsed() < idle {
@@ -48,6 +61,7 @@ fn raw_receive(flux: &mut Flux, port: u16, want: usize, idle: Duration) -> Vec<V
             if let Some((_, dst, payload)) = parse_udp_frame(bytes) {
                 if dst.port() == port {
                     got.push(payload.to_vec());
+                    progress.fetch_add(1, Ordering::Release);
                 }
             }
             refill.push(umem.chunk_of(d.addr)).unwrap();
@@ -58,23 +72,8 @@ fn raw_receive(flux: &mut Flux, port: u16, want: usize, idle: Duration) -> Vec<V
     got
 }
 
-/// Sends from the peer namespace in bursts of 64 with a short pause between bursts:
-/// veth hands packets to the receiving queue through a 256-entry ring (native mode)
-/// or the 1000-entry backlog (generic mode), and drops what does not fit before any
-/// XDP program sees it. The pause keeps this test about the library, not that queue.
 fn send_paced(ns: &str, src: SocketAddrV4, dst: SocketAddrV4, payloads: Vec<Vec<u8>>) {
-    in_netns(ns, move || {
-        let sock = std::net::UdpSocket::bind(src).unwrap();
-        for burst in payloads.chunks(64) {
-            for p in burst {
-                while let Err(e) = sock.send_to(p, dst) {
-                    assert_eq!(e.raw_os_error(), Some(libc::ENOBUFS), "send: {e}");
-                    std::thread::sleep(Duration::from_micros(100));
-                }
-            }
-            std::thread::sleep(Duration::from_micros(300));
-        }
-    })
+    common::send_paced(ns, src, dst, payloads, 1)
 }
 
 fn assert_sequence(payloads: &[Vec<u8>], n: u32) {
@@ -150,8 +149,16 @@ fn rx_test(mode: XdpMode) {
         .map(|i| seq_payload(i, 64 + (i % 7) as usize * 100))
         .collect();
     let (ns, src, dst) = (pair.ns.clone(), pair.peer_addr(40000), pair.host_addr(PORT));
-    let sender = std::thread::spawn(move || send_paced(&ns, src, dst, payloads));
-    let got = raw_receive(&mut flux, PORT, N as usize, Duration::from_secs(5));
+    let progress = Arc::new(AtomicU64::new(0));
+    let p2 = progress.clone();
+    let sender = std::thread::spawn(move || send_windowed(&ns, src, dst, payloads, 1, p2, 256));
+    let got = raw_receive_counting(
+        &mut flux,
+        PORT,
+        N as usize,
+        Duration::from_secs(5),
+        &progress,
+    );
     sender.join().unwrap();
     assert_sequence(&got, N);
 

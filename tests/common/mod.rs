@@ -949,3 +949,123 @@ pub fn netns_names_with_prefix(p: &str) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// Sends UDP datagrams from the namespace in bursts of 64 with a short pause between
+/// bursts: veth hands packets to the receiving queue through a 256-entry ring (native
+/// mode) or the 1000-entry backlog (generic mode) and drops what does not fit before
+/// any XDP program sees it. The pause keeps tests about the library, not that queue.
+/// `src_ports` > 1 spreads the datagrams over that many source ports (flows).
+pub fn send_paced(
+    ns: &str,
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    payloads: Vec<Vec<u8>>,
+    src_ports: u16,
+) {
+    in_netns(ns, move || {
+        let socks: Vec<UdpSocket> = (0..src_ports.max(1))
+            .map(|i| {
+                let a = SocketAddrV4::new(*src.ip(), src.port() + i);
+                UdpSocket::bind(a).unwrap_or_else(|e| panic!("bind {a}: {e}"))
+            })
+            .collect();
+        for (b, burst) in payloads.chunks(64).enumerate() {
+            for (i, p) in burst.iter().enumerate() {
+                let s = &socks[(b * 64 + i) % socks.len()];
+                while let Err(e) = s.send_to(p, dst) {
+                    assert_eq!(e.raw_os_error(), Some(libc::ENOBUFS), "send: {e}");
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+            }
+            std::thread::sleep(Duration::from_micros(300));
+        }
+    })
+}
+
+/// `ip -s link show` of an interface inside a namespace (for failure messages).
+pub fn ns_link_stats(ns: &str, ifname: &str) -> String {
+    Command::new("ip")
+        .args(["-n", ns, "-s", "link", "show", "dev", ifname])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
+/// Like [`send_paced`], with flow control: datagram `i` is sent only once fewer than
+/// `window` earlier ones are still unaccounted for by `progress` (a counter the
+/// receiving side bumps per datagram it saw). This keeps kernel queues (the veth
+/// ring, the peer backlog) from overflowing under CPU contention, so that a test
+/// measures the library and not a busy machine. If progress stalls for 2 s the sender
+/// carries on, and the test's own count check reports the loss.
+pub fn send_windowed(
+    ns: &str,
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    payloads: Vec<Vec<u8>>,
+    src_ports: u16,
+    progress: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    window: u64,
+) {
+    in_netns(ns, move || {
+        let socks: Vec<UdpSocket> = (0..src_ports.max(1))
+            .map(|i| {
+                let a = SocketAddrV4::new(*src.ip(), src.port() + i);
+                UdpSocket::bind(a).unwrap_or_else(|e| panic!("bind {a}: {e}"))
+            })
+            .collect();
+        let mut windowed = true;
+        for (i, p) in payloads.iter().enumerate() {
+            let mut waited = Instant::now();
+            let mut last = progress.load(Ordering::Acquire);
+            while windowed && (i as u64).saturating_sub(last) >= window {
+                std::thread::sleep(Duration::from_micros(50));
+                let now = progress.load(Ordering::Acquire);
+                if now != last {
+                    last = now;
+                    waited = Instant::now();
+                } else if waited.elapsed() > Duration::from_secs(2) {
+                    // Progress stalled (packets lost): send the rest unthrottled
+                    // and let the test's count check report the loss.
+                    eprintln!("send_windowed: no progress at {i} (seen {now}); sending the rest");
+                    windowed = false;
+                }
+            }
+            let s = &socks[i % socks.len()];
+            while let Err(e) = s.send_to(p, dst) {
+                assert_eq!(e.raw_os_error(), Some(libc::ENOBUFS), "send: {e}");
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
+    })
+}
+
+impl Capture {
+    /// Like [`Capture::collect_until`], bumping `progress` for every matching frame.
+    pub fn collect_counting(
+        &self,
+        mut pred: impl FnMut(&[u8]) -> bool,
+        want: usize,
+        idle_timeout: Duration,
+        progress: &std::sync::atomic::AtomicU64,
+    ) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        while out.len() < want {
+            match self.recv_timeout(&mut buf, idle_timeout) {
+                Some(n) => {
+                    if pred(&buf[..n]) {
+                        out.push(buf[..n].to_vec());
+                        progress.fetch_add(1, Ordering::Release);
+                    }
+                }
+                None => break,
+            }
+        }
+        out
+    }
+}

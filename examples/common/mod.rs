@@ -1,0 +1,198 @@
+//! Small helpers shared by the examples: argument parsing, a once-per-second rate
+//! printer, and a UDP frame builder. Kept dependency-free on purpose.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fluxcapacitor::engine::EngineStats;
+
+/// `--key value` / `--flag` arguments.
+pub struct Args {
+    map: HashMap<String, String>,
+    usage: &'static str,
+}
+
+impl Args {
+    pub fn parse(usage: &'static str) -> Args {
+        let mut map = HashMap::new();
+        let mut it = std::env::args().skip(1).peekable();
+        while let Some(a) = it.next() {
+            if a == "-h" || a == "--help" {
+                println!("{usage}");
+                std::process::exit(0);
+            }
+            let Some(key) = a.strip_prefix("--") else {
+                die(usage, &format!("unexpected argument {a:?}"));
+            };
+            let val = match it.peek() {
+                Some(v) if !v.starts_with("--") => it.next().unwrap_or_default(),
+                _ => "true".to_string(),
+            };
+            map.insert(key.to_string(), val);
+        }
+        Args { map, usage }
+    }
+    pub fn str(&self, k: &str) -> Option<&str> {
+        self.map.get(k).map(|s| s.as_str())
+    }
+    pub fn req(&self, k: &str) -> String {
+        self.str(k)
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| die(self.usage, &format!("--{k} is required")))
+    }
+    pub fn num<T: std::str::FromStr>(&self, k: &str, default: T) -> T {
+        match self.str(k) {
+            None => default,
+            Some(v) => v
+                .parse()
+                .unwrap_or_else(|_| die(self.usage, &format!("--{k}: bad number {v:?}"))),
+        }
+    }
+    pub fn flag(&self, k: &str) -> bool {
+        self.str(k).is_some_and(|v| v != "false")
+    }
+    pub fn mac(&self, k: &str) -> [u8; 6] {
+        let s = self.req(k);
+        parse_mac(&s).unwrap_or_else(|| die(self.usage, &format!("--{k}: bad MAC {s:?}")))
+    }
+    pub fn ip(&self, k: &str, default: Ipv4Addr) -> Ipv4Addr {
+        match self.str(k) {
+            None => default,
+            Some(v) => v
+                .parse()
+                .unwrap_or_else(|_| die(self.usage, &format!("--{k}: bad IPv4 address {v:?}"))),
+        }
+    }
+    pub fn xdp_mode(&self) -> fluxcapacitor::XdpMode {
+        match self.str("mode").unwrap_or("auto") {
+            "auto" => fluxcapacitor::XdpMode::Auto,
+            "native" | "drv" => fluxcapacitor::XdpMode::Native,
+            "generic" | "skb" => fluxcapacitor::XdpMode::Generic,
+            m => die(
+                self.usage,
+                &format!("--mode: {m:?} is not auto|native|generic"),
+            ),
+        }
+    }
+    pub fn duration(&self) -> Option<Duration> {
+        self.str("duration")
+            .map(|_| Duration::from_secs_f64(self.num("duration", 0.0)))
+    }
+}
+
+pub fn die(usage: &str, msg: &str) -> ! {
+    eprintln!("error: {msg}\n\n{usage}");
+    std::process::exit(2)
+}
+
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() != 6 {
+        return None;
+    }
+    for (o, p) in out.iter_mut().zip(parts) {
+        *o = u8::from_str_radix(p, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Prints one line per second from the engine's live counters until `done`.
+pub fn spawn_rate_printer(
+    stats: EngineStats,
+    label: &'static str,
+    done: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut last = stats.total();
+        let mut last_t = Instant::now();
+        while !done.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
+            if last_t.elapsed() < Duration::from_secs(1) {
+                continue;
+            }
+            let now = stats.total();
+            let dt = last_t.elapsed().as_secs_f64();
+            last_t = Instant::now();
+            println!(
+                "[{:>5.1}s] {label}: rx {:>10.0} pps  tx {:>10.0} pps  ({:.1} Mbit/s rx)  total rx {} tx {}  kicks/s {:.0} polls/s {:.0}",
+                start.elapsed().as_secs_f64(),
+                (now.rx_packets - last.rx_packets) as f64 / dt,
+                (now.tx_packets - last.tx_packets) as f64 / dt,
+                (now.rx_bytes - last.rx_bytes) as f64 * 8.0 / dt / 1e6,
+                now.rx_packets,
+                now.tx_packets,
+                (now.tx_kicks - last.tx_kicks) as f64 / dt,
+                (now.polls - last.polls) as f64 / dt,
+            );
+            last = now;
+        }
+    })
+}
+
+fn csum_fold(mut s: u32) -> u16 {
+    while s >> 16 != 0 {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    !(s as u16)
+}
+
+fn csum_add(data: &[u8], mut s: u32) -> u32 {
+    let mut chunks = data.chunks_exact(2);
+    for c in &mut chunks {
+        s += u16::from_be_bytes([c[0], c[1]]) as u32;
+    }
+    if let [b] = chunks.remainder() {
+        s += (*b as u32) << 8;
+    }
+    s
+}
+
+/// An Ethernet + IPv4 + UDP frame of exactly `frame_len` bytes (at least 42).
+pub fn udp_frame(
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    src: (Ipv4Addr, u16),
+    dst: (Ipv4Addr, u16),
+    frame_len: usize,
+) -> Vec<u8> {
+    let frame_len = frame_len.max(42);
+    let mut f = vec![0u8; frame_len];
+    f[0..6].copy_from_slice(&dst_mac);
+    f[6..12].copy_from_slice(&src_mac);
+    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    let ip_len = (frame_len - 14) as u16;
+    let ip = &mut f[14..34];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
+    ip[6] = 0x40; // don't fragment
+    ip[8] = 64;
+    ip[9] = 17;
+    ip[12..16].copy_from_slice(&src.0.octets());
+    ip[16..20].copy_from_slice(&dst.0.octets());
+    let c = csum_fold(csum_add(ip, 0));
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let udp_len = ip_len - 20;
+    f[34..36].copy_from_slice(&src.1.to_be_bytes());
+    f[36..38].copy_from_slice(&dst.1.to_be_bytes());
+    f[38..40].copy_from_slice(&udp_len.to_be_bytes());
+    for (i, b) in f[42..].iter_mut().enumerate() {
+        *b = i as u8;
+    }
+    // UDP checksum over the pseudo-header.
+    let mut s = csum_add(&src.0.octets(), 0);
+    s = csum_add(&dst.0.octets(), s);
+    s += 17 + udp_len as u32;
+    s = csum_add(&f[34..], s);
+    let mut c = csum_fold(s);
+    if c == 0 {
+        c = 0xffff;
+    }
+    f[40..42].copy_from_slice(&c.to_be_bytes());
+    f
+}

@@ -1,0 +1,291 @@
+//! The batch a callback sees: received packets as mutable slices with verdicts, and
+//! fresh frames to send.
+
+use crate::error::DescError;
+use crate::sys::XdpDesc;
+use crate::umem::{FramePool, Umem};
+
+/// What happens to a packet after the callback returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Verdict {
+    /// Give the frame back to FILL (the default).
+    #[default]
+    Drop,
+    /// Send the frame out of the port it came in on, as it is now (zero-copy).
+    Tx,
+    /// Send the frame out of another port sharing the UMEM (zero-copy). An unknown
+    /// port drops the packet.
+    Forward(u16),
+}
+
+/// The packets of one RX batch on one port.
+///
+/// Borrowed for the callback only: nothing in it can outlive the call, so a frame
+/// can never be used after the engine has given it back to the kernel.
+#[derive(Debug)]
+pub struct Batch<'a> {
+    pub(crate) umem: &'a Umem,
+    pub(crate) descs: &'a mut [XdpDesc],
+    pub(crate) verdicts: &'a mut [Verdict],
+    pub(crate) pool: &'a mut FramePool,
+    pub(crate) fresh: &'a mut Vec<(XdpDesc, u16)>,
+    pub(crate) fresh_cap: usize,
+    pub(crate) port: u16,
+    pub(crate) ports: u16,
+    pub(crate) worker: usize,
+    pub(crate) queue: u32,
+}
+
+impl<'a> Batch<'a> {
+    /// Packets in this batch.
+    pub fn len(&self) -> usize {
+        self.descs.len()
+    }
+    /// No packet (possible with `always_call`).
+    pub fn is_empty(&self) -> bool {
+        self.descs.is_empty()
+    }
+    /// The port the packets came in on (index in the engine's ports; 0 for a
+    /// single-interface engine).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+    /// Ports this worker serves.
+    pub fn ports(&self) -> u16 {
+        self.ports
+    }
+    /// The queue the packets came in on.
+    pub fn queue(&self) -> u32 {
+        self.queue
+    }
+    /// The worker running this callback.
+    pub fn worker(&self) -> usize {
+        self.worker
+    }
+
+    /// Every packet, each a mutable view of its frame with its verdict.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = PacketMut<'_>> + '_ {
+        let ports = self.ports;
+        let umem = self.umem;
+        umem.owned_views(self.descs)
+            .zip(self.verdicts.iter_mut())
+            .map(move |((chunk, desc), verdict)| PacketMut {
+                off: umem.offset_in_chunk(desc.addr) as usize,
+                chunk,
+                desc,
+                verdict,
+                ports,
+            })
+    }
+
+    /// Packet `i`.
+    pub fn packet(&mut self, i: usize) -> Option<PacketMut<'_>> {
+        let ports = self.ports;
+        let umem = self.umem;
+        let desc = self.descs.get_mut(i)?;
+        let verdict = self.verdicts.get_mut(i)?;
+        Some(PacketMut {
+            off: umem.offset_in_chunk(desc.addr) as usize,
+            chunk: umem.owned_chunk(desc.addr),
+            desc,
+            verdict,
+            ports,
+        })
+    }
+
+    /// Sets every packet's verdict.
+    pub fn set_all(&mut self, v: Verdict) {
+        self.verdicts.iter_mut().for_each(|x| *x = v);
+    }
+
+    /// Fresh frames this turn can still send (bounded by free frames and the batch).
+    pub fn tx_room(&self) -> usize {
+        self.fresh_cap
+            .saturating_sub(self.fresh.len())
+            .min(self.pool.len())
+    }
+
+    /// A fresh frame to fill and send; `None` when no frame is free or this turn's
+    /// quota (one batch) is used. Dropping it unsent returns it to the pool.
+    pub fn alloc_tx(&mut self) -> Option<TxFrame<'_>> {
+        if self.fresh.len() >= self.fresh_cap {
+            return None;
+        }
+        let chunk = self.pool.alloc()?;
+        let off = self.umem.data_offset() as usize;
+        Some(TxFrame {
+            buf: self.umem.owned_chunk(chunk),
+            chunk,
+            off,
+            pool: &mut *self.pool,
+            fresh: &mut *self.fresh,
+            default_port: self.port,
+            ports: self.ports,
+            sent: false,
+        })
+    }
+}
+
+/// One received packet: its bytes, its room to grow, and its verdict.
+#[derive(Debug)]
+pub struct PacketMut<'a> {
+    chunk: &'a mut [u8],
+    off: usize,
+    desc: &'a mut XdpDesc,
+    verdict: &'a mut Verdict,
+    ports: u16,
+}
+
+impl PacketMut<'_> {
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.desc.len as usize
+    }
+    /// Zero length.
+    pub fn is_empty(&self) -> bool {
+        self.desc.len == 0
+    }
+    /// The packet's bytes.
+    pub fn data(&self) -> &[u8] {
+        let end = (self.off + self.desc.len as usize).min(self.chunk.len());
+        self.chunk.get(self.off..end).unwrap_or_default()
+    }
+    /// The packet's bytes, mutable.
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        let end = (self.off + self.desc.len as usize).min(self.chunk.len());
+        self.chunk.get_mut(self.off..end).unwrap_or_default()
+    }
+    /// Bytes free in front of the packet (for pushing headers).
+    pub fn headroom(&self) -> usize {
+        self.off
+    }
+    /// Largest length the packet can grow to without moving its start.
+    pub fn capacity(&self) -> usize {
+        self.chunk.len().saturating_sub(self.off)
+    }
+    /// Changes the length (e.g. to send a shorter or longer reply in place).
+    pub fn set_len(&mut self, len: usize) -> Result<(), DescError> {
+        let max = self.capacity();
+        if len == 0 || len > max {
+            return Err(DescError::Length {
+                len: len as u32,
+                max: max as u32,
+            });
+        }
+        self.desc.len = len as u32;
+        Ok(())
+    }
+    /// Moves the packet's start `n` bytes earlier (into the headroom), growing it;
+    /// the new bytes are whatever the frame held there.
+    pub fn push_head(&mut self, n: usize) -> Result<(), DescError> {
+        if n > self.off {
+            return Err(DescError::Length {
+                len: n as u32,
+                max: self.off as u32,
+            });
+        }
+        self.off -= n;
+        self.desc.addr -= n as u64;
+        self.desc.len += n as u32;
+        Ok(())
+    }
+    /// Drops the first `n` bytes (e.g. to strip a header).
+    pub fn pull_head(&mut self, n: usize) -> Result<(), DescError> {
+        if n >= self.desc.len as usize {
+            return Err(DescError::Length {
+                len: n as u32,
+                max: self.desc.len.saturating_sub(1),
+            });
+        }
+        self.off += n;
+        self.desc.addr += n as u64;
+        self.desc.len -= n as u32;
+        Ok(())
+    }
+    /// The verdict so far.
+    pub fn verdict(&self) -> Verdict {
+        *self.verdict
+    }
+    /// Sets the verdict.
+    pub fn set_verdict(&mut self, v: Verdict) {
+        *self.verdict = v;
+    }
+    /// Send this frame back out of its port.
+    pub fn transmit(&mut self) {
+        *self.verdict = Verdict::Tx;
+    }
+    /// Send this frame out of `port`; returns false (and drops) for an unknown port.
+    pub fn forward(&mut self, port: u16) -> bool {
+        if port < self.ports {
+            *self.verdict = Verdict::Forward(port);
+            true
+        } else {
+            *self.verdict = Verdict::Drop;
+            false
+        }
+    }
+    /// Give the frame back to FILL (the default).
+    pub fn drop_packet(&mut self) {
+        *self.verdict = Verdict::Drop;
+    }
+}
+
+/// A fresh frame from the pool, to fill and send.
+#[derive(Debug)]
+pub struct TxFrame<'a> {
+    buf: &'a mut [u8],
+    chunk: u64,
+    off: usize,
+    pool: &'a mut FramePool,
+    fresh: &'a mut Vec<(XdpDesc, u16)>,
+    default_port: u16,
+    ports: u16,
+    sent: bool,
+}
+
+impl TxFrame<'_> {
+    /// The bytes available for the packet.
+    pub fn buffer_mut(&mut self) -> &mut [u8] {
+        self.buf.get_mut(self.off..).unwrap_or_default()
+    }
+    /// Capacity in bytes.
+    pub fn capacity(&self) -> usize {
+        self.buf.len().saturating_sub(self.off)
+    }
+    /// Sends the first `len` bytes of the buffer on the batch's port.
+    pub fn send(self, len: usize) -> Result<(), DescError> {
+        let p = self.default_port;
+        self.send_to(p, len)
+    }
+    /// Sends the first `len` bytes on `port`.
+    pub fn send_to(mut self, port: u16, len: usize) -> Result<(), DescError> {
+        let max = self.capacity();
+        if len == 0 || len > max {
+            return Err(DescError::Length {
+                len: len as u32,
+                max: max as u32,
+            });
+        }
+        if port >= self.ports {
+            return Err(DescError::Options(port as u32));
+        }
+        self.fresh.push((
+            XdpDesc {
+                addr: self.chunk + self.off as u64,
+                len: len as u32,
+                options: 0,
+            },
+            port,
+        ));
+        self.sent = true;
+        Ok(())
+    }
+}
+
+impl Drop for TxFrame<'_> {
+    fn drop(&mut self) {
+        if !self.sent {
+            self.pool.free(self.chunk);
+        }
+    }
+}

@@ -1,0 +1,490 @@
+//! One worker: a loop over its ports, the batch callback, verdicts, idle strategy.
+
+use std::os::fd::{AsFd, AsRawFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::batch::{Batch, Verdict};
+use super::stats::{Counters, QueueStats, StatHandle};
+use super::{EngineConfig, Idle, StopHandle};
+use crate::error::{Error, Result, Stage};
+use crate::flux::{Flux, SetupReport};
+use crate::sys::{self, XdpDesc};
+use crate::umem::{FrameCounts, FramePool, Umem};
+
+/// One socket served by a worker.
+pub(crate) struct Port {
+    flux: Flux,
+    stats: Arc<QueueStats>,
+    local: Counters,
+    /// Frames put on FILL and not yet seen back on RX.
+    fill_outstanding: u64,
+}
+
+impl Port {
+    pub(crate) fn from_flux(flux: Flux) -> Port {
+        Port {
+            flux,
+            stats: Arc::new(QueueStats::default()),
+            local: Counters::default(),
+            fill_outstanding: 0,
+        }
+    }
+}
+
+pub(crate) struct Worker {
+    ports: Vec<Port>,
+    pool: FramePool,
+    umem: Arc<Umem>,
+    cfg: EngineConfig,
+    index: usize,
+    /// Per-turn scratch, allocated once: the RX batch, its verdicts, fresh TX frames,
+    /// frames going back to FILL, and frames staged for each port's TX.
+    rx: Vec<XdpDesc>,
+    verdicts: Vec<Verdict>,
+    fresh: Vec<(XdpDesc, u16)>,
+    to_fill: Vec<u64>,
+    out: Vec<Vec<XdpDesc>>,
+    pollfds: Vec<libc::pollfd>,
+    fill_target: u32,
+}
+
+impl Worker {
+    pub(crate) fn new(
+        ports: Vec<Port>,
+        pool: FramePool,
+        index: usize,
+        cfg: &EngineConfig,
+        stop: &StopHandle,
+    ) -> Result<Worker> {
+        let umem = ports[0].flux.umem.clone();
+        let batch = cfg.batch_size as usize;
+        let nports = ports.len();
+        if let Some(bp) = cfg.busy_poll {
+            for p in &ports {
+                let fd = p.flux.fd.as_fd();
+                for (name, v) in [
+                    (sys::SO_PREFER_BUSY_POLL, 1),
+                    (sys::SO_BUSY_POLL, bp.usecs as libc::c_int),
+                    (sys::SO_BUSY_POLL_BUDGET, bp.budget as libc::c_int),
+                ] {
+                    sys::setsockopt_int(fd, name, v).map_err(|e| Error::Kernel {
+                        stage: Stage::SocketOption,
+                        hint: Some("the kernel refused busy polling (SO_PREFER_BUSY_POLL / SO_BUSY_POLL / SO_BUSY_POLL_BUDGET need CAP_NET_ADMIN and a kernel ≥ 5.11)"),
+                        source: e,
+                    })?;
+                }
+            }
+        }
+        let mut pollfds: Vec<libc::pollfd> = ports
+            .iter()
+            .map(|p| libc::pollfd {
+                fd: p.flux.fd.as_fd().as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        pollfds.push(libc::pollfd {
+            fd: stop.event_fd().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        // Frames kept on the FILL side: all the pool can spare, leaving room for TX
+        // when the callback generates traffic.
+        let total = pool.total();
+        let fill_size = ports
+            .iter()
+            .filter_map(|p| p.flux.rings.fill.as_ref().map(|f| f.size()))
+            .min()
+            .unwrap_or(0);
+        let per_port = total / nports.max(1) as u32;
+        let fill_target = if cfg.always_call {
+            fill_size.min(per_port / 2)
+        } else {
+            fill_size.min(per_port)
+        };
+        let mut w = Worker {
+            ports,
+            pool,
+            umem,
+            cfg: cfg.clone(),
+            index,
+            rx: Vec::with_capacity(batch),
+            verdicts: Vec::with_capacity(batch),
+            fresh: Vec::with_capacity(batch),
+            to_fill: Vec::with_capacity(batch),
+            out: (0..nports).map(|_| Vec::with_capacity(batch * 2)).collect(),
+            pollfds,
+            fill_target,
+        };
+        // FILL is loaded now, not when the loop starts: the sockets are registered
+        // already, and a packet finding FILL empty would be dropped.
+        for p in 0..w.ports.len() {
+            w.refill(p);
+        }
+        Ok(w)
+    }
+
+    pub(crate) fn stat_handles(&self) -> Vec<StatHandle> {
+        self.ports
+            .iter()
+            .map(|p| StatHandle {
+                ifname: p.flux.report().ifname.clone(),
+                queue: p.flux.report().queue,
+                worker: self.index,
+                stats: p.stats.clone(),
+                fd: p.flux.fd.clone(),
+            })
+            .collect()
+    }
+
+    pub(crate) fn reports(&self) -> Vec<SetupReport> {
+        self.ports.iter().map(|p| p.flux.report().clone()).collect()
+    }
+
+    pub(crate) fn frame_counts(&mut self) -> FrameCounts {
+        let mut c = FrameCounts {
+            total: self.pool.total(),
+            free: self.pool.len() as u32,
+            ..Default::default()
+        };
+        for p in &mut self.ports {
+            c.add_rings(p.flux.ring_counts());
+        }
+        c
+    }
+
+    /// The loop. Returns when stopped (by the handle, a callback panic or an error),
+    /// after draining TX.
+    pub(crate) fn run<C: FnMut(&mut Batch<'_>)>(&mut self, mut callback: C, stop: &StopHandle) {
+        if !self.cfg.pin.is_empty() {
+            let cpu = self.cfg.pin[self.index % self.cfg.pin.len()];
+            if let Err(e) = sys::pin_current_thread(cpu) {
+                stop.fail(Error::Kernel {
+                    stage: Stage::SocketOption,
+                    hint: Some("CPU pinning failed: is that CPU online and allowed?"),
+                    source: e,
+                });
+                return;
+            }
+        }
+        let mut empty_turns = 0u32;
+        while !stop.is_stopped() {
+            let mut work = false;
+            for p in 0..self.ports.len() {
+                work |= self.reap(p) > 0;
+                self.refill(p);
+                match self.rx_turn(p, &mut callback) {
+                    Ok(w) => work |= w,
+                    Err(e) => {
+                        stop.fail(e);
+                        break;
+                    }
+                }
+            }
+            match self.flush_tx() {
+                Ok(w) => work |= w,
+                Err(e) => stop.fail(e),
+            }
+            for p in &mut self.ports {
+                p.local.turns += 1;
+                p.stats.publish(&p.local);
+            }
+            if work {
+                empty_turns = 0;
+                continue;
+            }
+            empty_turns = empty_turns.saturating_add(1);
+            self.idle(empty_turns, stop);
+        }
+        self.drain();
+        for p in &mut self.ports {
+            p.stats.publish(&p.local);
+        }
+    }
+
+    fn idle(&mut self, empty_turns: u32, stop: &StopHandle) {
+        match self.cfg.idle {
+            Idle::Spin => std::hint::spin_loop(),
+            Idle::SpinThenSleep { spins, sleep } => {
+                if empty_turns > spins {
+                    std::thread::sleep(sleep);
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
+            Idle::SpinThenPoll { spins } => {
+                if empty_turns <= spins || self.cfg.always_call {
+                    std::hint::spin_loop();
+                    return;
+                }
+                for (i, p) in self.ports.iter_mut().enumerate() {
+                    p.local.polls += 1;
+                    // Wait for RX; ports without RX only for the stop event.
+                    self.pollfds[i].events = if p.flux.rings.rx.is_some() {
+                        libc::POLLIN
+                    } else {
+                        0
+                    };
+                    self.pollfds[i].revents = 0;
+                }
+                if let Some(ev) = self.pollfds.last_mut() {
+                    ev.revents = 0;
+                }
+                if stop.is_stopped() {
+                    return;
+                }
+                if let Err(e) = sys::poll_many(&mut self.pollfds, None) {
+                    stop.fail(Error::kernel(Stage::Wakeup, e));
+                }
+            }
+        }
+    }
+
+    /// Completed TX frames back to the pool.
+    fn reap(&mut self, p: usize) -> u32 {
+        let pool = &mut self.pool;
+        let umem = &self.umem;
+        match self.ports[p].flux.rings.completion.as_mut() {
+            Some(c) => c.consume(u32::MAX, |addr| pool.free(umem.chunk_of(addr))),
+            None => 0,
+        }
+    }
+
+    /// Tops FILL up from the pool to the target.
+    fn refill(&mut self, p: usize) {
+        let port = &mut self.ports[p];
+        let Some(fill) = port.flux.rings.fill.as_mut() else {
+            return;
+        };
+        let want = (self.fill_target as u64).saturating_sub(port.fill_outstanding) as u32;
+        if want < self.cfg.batch_size.min(self.fill_target).max(1) {
+            return;
+        }
+        let n = want.min(self.pool.len() as u32);
+        if n == 0 {
+            return;
+        }
+        let mut r = fill.reserve(n);
+        while r.remaining() > 0 {
+            match self.pool.alloc() {
+                Some(a) => {
+                    // Cannot fail: `remaining() > 0`.
+                    let _ = r.push(a);
+                }
+                None => break,
+            }
+        }
+        port.fill_outstanding += r.commit() as u64;
+        if fill.needs_wakeup() {
+            port.local.rx_wakeups += 1;
+            let _ = port.flux.fd.wake_rx();
+        }
+    }
+
+    /// One RX batch on port `p`: peek, callback, verdicts. Returns whether anything
+    /// happened.
+    fn rx_turn<C: FnMut(&mut Batch<'_>)>(&mut self, p: usize, callback: &mut C) -> Result<bool> {
+        let batch = self.cfg.batch_size;
+        let nports = self.ports.len() as u16;
+        self.rx.clear();
+        {
+            let port = &mut self.ports[p];
+            if let Some(rx) = port.flux.rings.rx.as_mut() {
+                let rxv = &mut self.rx;
+                let n = rx.consume(batch, |d| rxv.push(d));
+                port.fill_outstanding = port.fill_outstanding.saturating_sub(n as u64);
+                if n == 0 && self.cfg.busy_poll.is_some() {
+                    // Busy polling: this syscall runs the driver's NAPI here.
+                    port.local.rx_wakeups += 1;
+                    let _ = port.flux.fd.wake_rx();
+                }
+            }
+        }
+        let n = self.rx.len();
+        if n == 0 && !self.cfg.always_call {
+            return Ok(false);
+        }
+        self.verdicts.clear();
+        self.verdicts.resize(n, Verdict::Drop);
+        self.fresh.clear();
+        let queue = self.ports[p].flux.report().queue;
+        let port = &mut self.ports[p];
+        port.local.rx_packets += n as u64;
+        port.local.rx_bytes += self.rx.iter().map(|d| d.len as u64).sum::<u64>();
+        port.local.batches += 1;
+        let panicked = {
+            let mut b = Batch {
+                umem: &self.umem,
+                descs: &mut self.rx,
+                verdicts: &mut self.verdicts,
+                pool: &mut self.pool,
+                fresh: &mut self.fresh,
+                fresh_cap: batch as usize,
+                port: p as u16,
+                ports: nports,
+                worker: self.index,
+                queue,
+            };
+            catch_unwind(AssertUnwindSafe(|| callback(&mut b))).err()
+        };
+        if let Some(payload) = panicked {
+            // Everything received goes back to FILL; fresh frames go back to the pool.
+            self.verdicts.iter_mut().for_each(|v| *v = Verdict::Drop);
+            for (d, _) in self.fresh.drain(..) {
+                self.pool.free(self.umem.chunk_of(d.addr));
+            }
+            self.apply_verdicts(p);
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "non-string panic payload".into());
+            return Err(Error::CallbackPanicked {
+                worker: self.index,
+                message,
+            });
+        }
+        let fresh = self.fresh.len();
+        self.apply_verdicts(p);
+        Ok(n > 0 || fresh > 0)
+    }
+
+    fn apply_verdicts(&mut self, p: usize) {
+        let nports = self.out.len();
+        self.to_fill.clear();
+        {
+            let local = &mut self.ports[p].local;
+            for (d, v) in self.rx.iter().zip(self.verdicts.iter()) {
+                match *v {
+                    Verdict::Drop => {
+                        local.verdict_drop += 1;
+                        self.to_fill.push(self.umem.chunk_of(d.addr));
+                    }
+                    Verdict::Tx => {
+                        local.verdict_tx += 1;
+                        self.out[p].push(*d);
+                    }
+                    Verdict::Forward(q) if (q as usize) < nports => {
+                        local.verdict_forward += 1;
+                        self.out[q as usize].push(*d);
+                    }
+                    Verdict::Forward(_) => {
+                        local.verdict_drop += 1;
+                        self.to_fill.push(self.umem.chunk_of(d.addr));
+                    }
+                }
+            }
+            local.fresh_tx += self.fresh.len() as u64;
+        }
+        for (d, q) in self.fresh.drain(..) {
+            self.out[(q as usize).min(nports - 1)].push(d);
+        }
+        // Dropped frames go straight back to FILL: no trip through the pool.
+        let port = &mut self.ports[p];
+        let mut recycled = 0;
+        if let Some(fill) = port.flux.rings.fill.as_mut() {
+            let mut r = fill.reserve(self.to_fill.len() as u32);
+            for &a in &self.to_fill {
+                if r.push(a).is_err() {
+                    break;
+                }
+                recycled += 1;
+            }
+            port.fill_outstanding += r.commit() as u64;
+        }
+        for &a in &self.to_fill[recycled..] {
+            self.pool.free(a);
+        }
+    }
+
+    /// Puts staged frames on each port's TX and kicks where the kernel asks.
+    fn flush_tx(&mut self) -> Result<bool> {
+        let mut work = false;
+        for q in 0..self.ports.len() {
+            if !self.out[q].is_empty() {
+                work = true;
+                self.push_tx(q);
+            }
+            let port = &mut self.ports[q];
+            if let Some(tx) = port.flux.rings.tx.as_mut() {
+                if tx.pending() > 0 {
+                    work = true;
+                    if tx.needs_wakeup() {
+                        port.local.tx_kicks += 1;
+                        let before = port.flux.fd.device_drops();
+                        port.flux
+                            .fd
+                            .kick_tx()
+                            .map_err(|e| Error::kernel(Stage::Wakeup, e))?;
+                        port.local.device_drops += port.flux.fd.device_drops() - before;
+                    }
+                }
+            }
+        }
+        Ok(work)
+    }
+
+    fn push_tx(&mut self, q: usize) {
+        let mut pushed = 0usize;
+        for attempt in 0..2 {
+            let port = &mut self.ports[q];
+            let Some(tx) = port.flux.rings.tx.as_mut() else {
+                break;
+            };
+            let mut r = tx.reserve((self.out[q].len() - pushed) as u32);
+            let mut bytes = 0u64;
+            for d in &self.out[q][pushed..] {
+                if r.push(*d).is_err() {
+                    break;
+                }
+                bytes += d.len as u64;
+            }
+            let n = r.commit() as usize;
+            pushed += n;
+            port.local.tx_packets += n as u64;
+            port.local.tx_bytes += bytes;
+            if pushed == self.out[q].len() || attempt == 1 {
+                break;
+            }
+            // TX full: let the kernel work, take back what it finished, try once more.
+            port.local.tx_kicks += 1;
+            let _ = port.flux.fd.kick_tx();
+            self.reap(q);
+        }
+        let rest = self.out[q].len() - pushed;
+        if rest > 0 {
+            self.ports[q].local.tx_ring_full += rest as u64;
+            for i in pushed..self.out[q].len() {
+                let a = self.out[q][i].addr;
+                self.pool.free(self.umem.chunk_of(a));
+            }
+        }
+        self.out[q].clear();
+    }
+
+    /// At stop: push out what TX holds and take every completion back.
+    fn drain(&mut self) {
+        let deadline = Instant::now() + self.cfg.drain_timeout;
+        loop {
+            let mut in_flight = 0u64;
+            for q in 0..self.ports.len() {
+                self.reap(q);
+                let port = &mut self.ports[q];
+                let counts = port.flux.ring_counts();
+                in_flight += counts.tx as u64 + counts.completion as u64;
+                if let Some(tx) = port.flux.rings.tx.as_mut() {
+                    if tx.pending() > 0 && tx.needs_wakeup() {
+                        port.local.tx_kicks += 1;
+                        let _ = port.flux.fd.kick_tx();
+                    }
+                }
+            }
+            if in_flight == 0 || Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    }
+}
