@@ -11,6 +11,7 @@ const TEST_SRC: &str = "tests/bpf/user_xsk.bpf.c";
 
 fn main() {
     println!("cargo:rerun-if-changed={SRC}");
+    println!("cargo:rerun-if-changed=bpf");
     println!("cargo:rerun-if-changed={TEST_SRC}");
     println!("cargo:rerun-if-env-changed=BPF_CLANG");
     if env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("linux") {

@@ -65,6 +65,7 @@ fn run(args: &Args) -> Result<(), fluxcapacitor::Error> {
     let done = Arc::new(AtomicBool::new(false));
     let printer = common::spawn_rate_printer(engine.stats(), "rxdrop", done.clone());
     let stats = engine.stats();
+    let cpu0 = common::cpu_secs();
     let t0 = std::time::Instant::now();
     let report = engine.run(|_batch| {
         // Every verdict defaults to Drop: the frames go straight back to FILL.
@@ -84,5 +85,6 @@ fn run(args: &Args) -> Result<(), fluxcapacitor::Error> {
     for (i, f) in report.frames.iter().enumerate() {
         println!("  worker {i} frames: {f}");
     }
+    common::print_result("rxdrop", total.rx_packets, t0.elapsed().as_secs_f64(), cpu0);
     Ok(())
 }

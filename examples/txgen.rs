@@ -95,6 +95,7 @@ fn run(args: &Args) -> Result<(), fluxcapacitor::Error> {
     let printer = common::spawn_rate_printer(engine.stats(), "txgen", done.clone());
     let stats = engine.stats();
     let sent = AtomicU64::new(0);
+    let cpu0 = common::cpu_secs();
     let start = Instant::now();
     let stop2 = stop.clone();
     let report = engine.run(|batch| {
@@ -137,5 +138,6 @@ fn run(args: &Args) -> Result<(), fluxcapacitor::Error> {
     for (i, f) in report.frames.iter().enumerate() {
         println!("  worker {i} frames: {f}");
     }
+    common::print_result("txgen", total.tx_packets, t, cpu0);
     Ok(())
 }

@@ -64,6 +64,8 @@ pub mod raw;
 pub mod ring;
 pub mod socket;
 pub mod sys;
+#[cfg(feature = "system")]
+pub mod system;
 pub mod umem;
 pub mod xdp;
 

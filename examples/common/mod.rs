@@ -196,3 +196,23 @@ pub fn udp_frame(
     f[40..42].copy_from_slice(&c.to_be_bytes());
     f
 }
+
+/// CPU seconds (user + system) this process has used so far, from /proc/self/stat.
+pub fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 here.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The one machine-readable summary line every example prints at exit, read by
+/// scripts/bench.sh: `RESULT name=… pkts=… secs=… pps=… cpu_secs=… cpu_ns_per_pkt=…`.
+pub fn print_result(name: &str, pkts: u64, secs: f64, cpu_at_start: f64) {
+    let cpu = cpu_secs() - cpu_at_start;
+    let pps = if secs > 0.0 { pkts as f64 / secs } else { 0.0 };
+    let ns = if pkts > 0 { cpu * 1e9 / pkts as f64 } else { 0.0 };
+    println!("RESULT name={name} pkts={pkts} secs={secs:.3} pps={pps:.0} cpu_secs={cpu:.3} cpu_ns_per_pkt={ns:.1}");
+}
