@@ -140,6 +140,15 @@ static __always_inline int steer(struct xdp_md *ctx, const struct flux_config *c
 			return 0;
 		l4 = ip6->nexthdr; /* extension headers are not followed */
 		l4hdr = ip6 + 1;
+	} else if (proto == bpf_htons(ETH_P_ARP) && cfg->dst_ip4) {
+		/* ARP for the address we own belongs to us too: Ethernet/IPv4 ARP keeps
+		 * the target protocol address at offset 24. */
+		__u8 *arp = data;
+		__u32 tpa;
+		if ((void *)(arp + 28) > end)
+			return 0;
+		__builtin_memcpy(&tpa, arp + 24, 4);
+		return tpa == cfg->dst_ip4 && cfg->ip_proto == 0 && cfg->nports == 0;
 	} else {
 		/* Not IP: only an EtherType rule (already checked) can select it. */
 		return cfg->ip_proto == 0 && cfg->nports == 0 && cfg->dst_ip4 == 0 &&

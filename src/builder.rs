@@ -542,3 +542,125 @@ fn zero_copy_reason(
         Err(_) => "copy mode (the driver's XDP features could not be read)".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(b: FluxBuilder) -> std::result::Result<(), ConfigError> {
+        b.validate()
+    }
+
+    #[test]
+    fn validation_table() {
+        let page = sys::page_size() as u32;
+        let ok = || FluxBuilder::new("eth0");
+        assert_eq!(check(ok()), Ok(()));
+        let table: Vec<(FluxBuilder, fn(&ConfigError) -> bool)> = vec![
+            (FluxBuilder::new(""), |e| {
+                matches!(e, ConfigError::InterfaceName(_))
+            }),
+            (FluxBuilder::new("a-name-that-is-too-long"), |e| {
+                matches!(e, ConfigError::InterfaceName(_))
+            }),
+            (FluxBuilder::new("bad/name"), |e| {
+                matches!(e, ConfigError::InterfaceName(_))
+            }),
+            (ok().ring_size(0), |e| {
+                matches!(e, ConfigError::RingSize { size: 0, .. })
+            }),
+            (ok().ring_size(1000), |e| {
+                matches!(e, ConfigError::RingSize { size: 1000, .. })
+            }),
+            (ok().ring_size(1 << 21), |e| {
+                matches!(e, ConfigError::RingSize { .. })
+            }),
+            (
+                ok().ring_sizes(RingSizes {
+                    fill: 64,
+                    completion: 64,
+                    rx: 0,
+                    tx: 0,
+                }),
+                |e| matches!(e, ConfigError::Conflict(_)),
+            ),
+            (
+                ok().ring_sizes(RingSizes {
+                    fill: 0,
+                    completion: 64,
+                    rx: 64,
+                    tx: 64,
+                }),
+                |e| matches!(e, ConfigError::RingSize { ring: "FILL", .. }),
+            ),
+            (ok().frame_size(1024), |e| {
+                matches!(e, ConfigError::FrameSize { size: 1024, .. })
+            }),
+            (ok().frame_size(3000), |e| {
+                matches!(e, ConfigError::FrameSize { size: 3000, .. })
+            }),
+            (ok().frame_size(page * 2), |e| {
+                matches!(e, ConfigError::FrameSize { .. })
+            }),
+            (ok().frame_count(0), |e| {
+                matches!(e, ConfigError::FrameCount { count: 0, .. })
+            }),
+            (ok().frame_count(u32::MAX), |e| {
+                matches!(e, ConfigError::FrameCount { .. })
+            }),
+            (ok().frame_size(2048).headroom(300), |e| {
+                matches!(
+                    e,
+                    ConfigError::Headroom {
+                        headroom: 300,
+                        max: 278,
+                        ..
+                    }
+                )
+            }),
+            (ok().tx_budget(16), |e| {
+                matches!(e, ConfigError::Conflict(_))
+            }),
+            (ok().ring_size(64).tx_budget(128), |e| {
+                matches!(e, ConfigError::Conflict(_))
+            }),
+            (ok().load_xdp(false).drop_every_other(true), |e| {
+                matches!(e, ConfigError::Conflict(_))
+            }),
+            (
+                ok().filter(SteeringFilter {
+                    dst_ports: (1..=9).collect(),
+                    ..Default::default()
+                }),
+                |e| matches!(e, ConfigError::Conflict(_)),
+            ),
+        ];
+        for (i, (b, want)) in table.into_iter().enumerate() {
+            match check(b) {
+                Err(e) => assert!(want(&e), "case {i}: unexpected error {e}"),
+                Ok(()) => panic!("case {i}: accepted"),
+            }
+        }
+        // Valid edge cases.
+        assert_eq!(check(ok().frame_size(2048).headroom(278)), Ok(()));
+        assert_eq!(check(ok().frame_size(3000).unaligned_chunks(true)), Ok(()));
+        assert_eq!(
+            check(ok().ring_sizes(RingSizes {
+                fill: 64,
+                completion: 64,
+                rx: 64,
+                tx: 0
+            })),
+            Ok(())
+        );
+        assert_eq!(check(ok().ring_size(64).tx_budget(64)), Ok(()));
+    }
+
+    #[test]
+    fn errors_name_the_field_and_rule() {
+        let e = check(FluxBuilder::new("eth0").ring_size(100)).unwrap_err();
+        assert!(e.to_string().contains("power of two"), "{e}");
+        let e = check(FluxBuilder::new("eth0").frame_size(2048).headroom(4000)).unwrap_err();
+        assert!(e.to_string().contains("headroom 4000"), "{e}");
+    }
+}

@@ -666,3 +666,21 @@ pub fn poll_many(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Res
     }
     Ok(n as usize)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn abi_sizes_match_the_kernel_headers() {
+        assert_eq!(size_of::<SockaddrXdp>(), 16);
+        assert_eq!(size_of::<XdpMmapOffsets>(), 128);
+        assert_eq!(size_of::<XdpUmemReg>(), 32);
+        assert_eq!(size_of::<XdpStatistics>(), 48);
+        assert_eq!(size_of::<XdpDesc>(), 16);
+        assert_eq!(offset_of!(XdpMmapOffsets, tx), 32);
+        assert_eq!(offset_of!(XdpMmapOffsets, fr), 64);
+        assert_eq!(offset_of!(XdpStatistics, rx_ring_full), 24);
+        assert_eq!(offset_of!(XdpUmemReg, chunk_size), 16);
+    }
+}

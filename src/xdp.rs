@@ -49,7 +49,9 @@ pub struct SteeringFilter {
     pub ip_proto: Option<u8>,
     /// Destination UDP/TCP ports (at most 8).
     pub dst_ports: Vec<u16>,
-    /// Destination IPv4 address.
+    /// Destination IPv4 address. ARP packets whose target is this address match
+    /// too (unless a protocol or port rule is set), so an application that owns an
+    /// address sees the ARP for it.
     pub dst_ipv4: Option<std::net::Ipv4Addr>,
     /// Destination IPv6 address.
     pub dst_ipv6: Option<std::net::Ipv6Addr>,

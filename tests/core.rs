@@ -1,3 +1,4 @@
+#![cfg(feature = "raw")]
 //! Core data path on real veth pairs: receive, transmit, both ways, accounting,
 //! statistics, program lifecycle, typed set-up errors, and the embedding path.
 //! Each test makes its own namespace and veth pair (removed even on panic).

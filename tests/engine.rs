@@ -1,3 +1,4 @@
+#![cfg(feature = "engine")]
 //! Engine mode on real veth pairs: l2fwd round trip, generator count, two-port
 //! forwarding over a shared UMEM, multi-queue workers, stop under traffic, callback
 //! panic. Each test makes its own namespaces and veth pairs.

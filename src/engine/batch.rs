@@ -202,6 +202,12 @@ impl PacketMut<'_> {
         self.desc.len -= n as u32;
         Ok(())
     }
+    /// Parses the packet into its protocol layers, without copying (`proto` feature).
+    #[cfg(feature = "proto")]
+    pub fn parse(&self) -> Result<crate::proto::Layers<'_>, crate::proto::ProtoError> {
+        crate::proto::Frame::parse(self.data())
+    }
+
     /// The verdict so far.
     pub fn verdict(&self) -> Verdict {
         *self.verdict
