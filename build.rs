@@ -45,6 +45,21 @@ mod linux {
             &out.join("xsk.bpf.o"),
             &out.join("xsk.skel.rs"),
         );
+        // Every other bpf/*.bpf.c (helper programs of the examples: the traffic
+        // generator, the XDP_DROP counter) becomes `$OUT_DIR/<name>.bpf.o`, to be
+        // embedded with `include_bytes!`.
+        if let Ok(dir) = std::fs::read_dir("bpf") {
+            let mut extra: Vec<PathBuf> = dir
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.to_string_lossy().ends_with(".bpf.c") && p != Path::new(SRC))
+                .collect();
+            extra.sort();
+            for src in extra {
+                let name = src.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                let obj = out.join(name.trim_end_matches(".c").to_string() + ".o");
+                compile_obj(&clang, &args, &src.to_string_lossy(), &obj);
+            }
+        }
         if Path::new(TEST_SRC).exists() {
             compile(
                 &clang,
@@ -72,6 +87,22 @@ mod linux {
                  Needed: clang with the BPF target, kernel UAPI headers (linux-libc-dev) \
                  and, for <asm/types.h>, the multiarch include directory \
                  (Debian: `apt-get install clang linux-libc-dev libelf-dev zlib1g-dev pkg-config`).\n",
+                clang.display()
+            );
+        }
+    }
+
+    /// Compiles a BPF object only (no skeleton).
+    fn compile_obj(clang: &Path, args: &[String], src: &str, obj: &Path) {
+        let result = libbpf_cargo::SkeletonBuilder::new()
+            .source(src)
+            .obj(obj)
+            .clang(clang)
+            .clang_args(args)
+            .build();
+        if let Err(e) = result {
+            panic!(
+                "\n\nfluxcapacitor: compiling {src} with {} failed: {e:#}\n",
                 clang.display()
             );
         }
