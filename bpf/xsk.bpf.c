@@ -51,7 +51,9 @@ struct flux_config {
 	__u16 ports[FLUX_MAX_PORTS]; /* destination UDP/TCP ports, network byte order */
 	__u32 dst_ip4;            /* network byte order, 0 = any */
 	__u8 dst_ip6[16];         /* all zero = any */
-	__u32 drop_every_other;   /* test hook: drop odd-numbered packets (per queue) */
+	__u32 drop_every_other;   /* test hook: drop odd-numbered packets */
+	__u32 split_ports;        /* 1: packets for ports[i] go to XSKMAP key queue + i * nqueues */
+	__u32 nqueues;            /* queue count, for split_ports */
 };
 
 struct {
@@ -69,6 +71,7 @@ struct {
 	__type(value, __u64);
 } flux_seq SEC(".maps");
 
+/* 0 when the port is not in the list, else its index + 1. */
 static __always_inline int port_matches(const struct flux_config *cfg, __u16 port)
 {
 	if (cfg->nports == 0)
@@ -76,7 +79,7 @@ static __always_inline int port_matches(const struct flux_config *cfg, __u16 por
 #pragma unroll
 	for (int i = 0; i < FLUX_MAX_PORTS; i++) {
 		if (i < cfg->nports && cfg->ports[i] == port)
-			return 1;
+			return i + 1;
 	}
 	return 0;
 }
@@ -99,7 +102,8 @@ static __always_inline int ip6_equal(const __u8 *a, const __u8 *b)
 	return acc == 0;
 }
 
-/* Returns 1 when the packet matches the steering rules. */
+/* Returns 0 when the packet does not match the steering rules; otherwise 1, or with a
+ * port list the matching port's index + 1. */
 static __always_inline int steer(struct xdp_md *ctx, const struct flux_config *cfg)
 {
 	void *data = (void *)(long)ctx->data;
@@ -183,10 +187,16 @@ static __always_inline int flux_redirect(struct xdp_md *ctx)
 	struct flux_counters *c = bpf_map_lookup_elem(&flux_stats, &q);
 	struct flux_config *cfg = bpf_map_lookup_elem(&flux_cfg, &zero);
 
-	if (cfg && cfg->enabled && !steer(ctx, cfg)) {
-		if (c)
-			c->filtered++;
-		return XDP_PASS;
+	__u32 key = q;
+	if (cfg && cfg->enabled) {
+		int m = steer(ctx, cfg);
+		if (!m) {
+			if (c)
+				c->filtered++;
+			return XDP_PASS;
+		}
+		if (cfg->split_ports && cfg->nports)
+			key = q + (__u32)(m - 1) * cfg->nqueues;
 	}
 	if (cfg && cfg->drop_every_other) {
 		__u64 *seq = bpf_map_lookup_elem(&flux_seq, &zero);
@@ -197,7 +207,7 @@ static __always_inline int flux_redirect(struct xdp_md *ctx)
 		}
 	}
 	/* XDP_PASS as the fallback action: no socket on this queue -> kernel stack. */
-	int act = bpf_redirect_map(&xsks_map, q, XDP_PASS);
+	int act = bpf_redirect_map(&xsks_map, key, XDP_PASS);
 	if (c) {
 		if (act == XDP_REDIRECT)
 			c->redirected++;

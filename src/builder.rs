@@ -57,6 +57,17 @@ pub struct FluxBuilder {
     pub(crate) drop_every_other: bool,
     pub(crate) shared: Option<SharedUmem>,
     pub(crate) tx_budget: Option<u32>,
+    pub(crate) xskmap_key: Option<u32>,
+    /// Settings given explicitly (a sharer must not set what the owner decides).
+    pub(crate) explicit: Explicit,
+}
+
+/// Which UMEM-level settings the caller set explicitly.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Explicit {
+    pub geometry: bool,
+    pub bind_mode: bool,
+    pub fill_ring: bool,
 }
 
 /// The UMEM and socket of another [`Flux`] to share (`XDP_SHARED_UMEM`).
@@ -66,6 +77,7 @@ pub(crate) struct SharedUmem {
     pub fd: crate::socket::XskFd,
     pub ifindex: u32,
     pub queue: u32,
+    pub program: Option<Arc<XdpProgram>>,
 }
 
 impl FluxBuilder {
@@ -90,6 +102,8 @@ impl FluxBuilder {
             drop_every_other: false,
             shared: None,
             tx_budget: None,
+            xskmap_key: None,
+            explicit: Explicit::default(),
         }
     }
 
@@ -100,21 +114,25 @@ impl FluxBuilder {
     }
     /// Frames in the UMEM.
     pub fn frame_count(mut self, n: u32) -> Self {
+        self.explicit.geometry = true;
         self.umem.frame_count = n;
         self
     }
     /// Bytes per frame: 2048..=page size; a power of two unless unaligned.
     pub fn frame_size(mut self, n: u32) -> Self {
+        self.explicit.geometry = true;
         self.umem.frame_size = n;
         self
     }
     /// Extra headroom before received packets (beyond the kernel's 256 bytes).
     pub fn headroom(mut self, n: u32) -> Self {
+        self.explicit.geometry = true;
         self.umem.headroom = n;
         self
     }
     /// Unaligned chunk mode: any frame size in range, `base + offset << 48` addresses.
     pub fn unaligned_chunks(mut self, on: bool) -> Self {
+        self.explicit.geometry = true;
         self.umem.unaligned = on;
         self
     }
@@ -136,11 +154,13 @@ impl FluxBuilder {
     }
     /// Sets each ring's size; 0 for RX or TX leaves that ring out.
     pub fn ring_sizes(mut self, sizes: RingSizes) -> Self {
+        self.explicit.fill_ring = sizes.fill > 0 || sizes.completion > 0;
         self.rings = sizes;
         self
     }
     /// Copy, zero-copy, or let the kernel choose.
     pub fn bind_mode(mut self, m: BindMode) -> Self {
+        self.explicit.bind_mode = true;
         self.bind_mode = m;
         self
     }
@@ -212,7 +232,15 @@ impl FluxBuilder {
             fd: owner.fd().clone(),
             ifindex: owner.report().ifindex,
             queue: owner.report().queue,
+            program: owner.program().cloned(),
         });
+        self
+    }
+    /// Register the socket at this XSKMAP key instead of its queue id (with a
+    /// [`SteeringFilter::split_by_port`] filter: `queue + i * queues` receives
+    /// `dst_ports[i]`).
+    pub fn xskmap_key(mut self, key: u32) -> Self {
+        self.xskmap_key = Some(key);
         self
     }
     /// Copy-mode TX descriptors the kernel handles per kick (`XDP_MAX_TX_SKB_BUDGET`,
@@ -239,9 +267,10 @@ impl FluxBuilder {
         {
             return Err(ConfigError::InterfaceName(name.clone()));
         }
+        let sharer = self.shared.is_some();
         for (ring, size, optional) in [
-            ("FILL", self.rings.fill, false),
-            ("COMPLETION", self.rings.completion, false),
+            ("FILL", self.rings.fill, sharer),
+            ("COMPLETION", self.rings.completion, sharer),
             ("RX", self.rings.rx, true),
             ("TX", self.rings.tx, true),
         ] {
@@ -286,10 +315,22 @@ impl FluxBuilder {
                 ));
             }
         }
-        if self.shared.is_some() && self.multi_buffer {
-            return Err(ConfigError::Conflict(
-                "multi-buffer is chosen by the UMEM owner; set it there",
-            ));
+        if self.shared.is_some() {
+            if self.multi_buffer {
+                return Err(ConfigError::SharedUmem(
+                    "multi-buffer is chosen by the UMEM owner; set it there",
+                ));
+            }
+            if self.explicit.bind_mode {
+                return Err(ConfigError::SharedUmem(
+                    "a socket sharing a UMEM binds with XDP_SHARED_UMEM only; its copy/zero-copy mode is the owner's",
+                ));
+            }
+            if self.explicit.geometry {
+                return Err(ConfigError::SharedUmem(
+                    "frame size, count, headroom and chunk mode belong to the UMEM owner",
+                ));
+            }
         }
         if self.filter.dst_ports.len() > MAX_FILTER_PORTS {
             return Err(ConfigError::Conflict(
@@ -322,11 +363,19 @@ impl FluxBuilder {
     /// CAP_BPF / CAP_NET_ADMIN; [`Error::MemlockLimit`]; [`Error::QueueBusy`];
     /// [`Error::ZeroCopyUnsupported`]; [`Error::NativeUnsupported`];
     /// [`Error::ProgramAlreadyAttached`]; otherwise [`Error::Kernel`] naming the stage.
-    pub fn build(self) -> Result<Flux> {
+    pub fn build(mut self) -> Result<Flux> {
         self.validate()?;
         let ifindex = sys::if_nametoindex(&self.ifname)
             .map_err(|e| Error::kernel(Stage::Bind, e))?
             .ok_or_else(|| Error::InterfaceNotFound(self.ifname.clone()))?;
+        // A sharer on the owner's interface registers into the owner's program.
+        if self.program.is_none() && self.load_xdp {
+            if let Some(s) = &self.shared {
+                if s.ifindex == ifindex {
+                    self.program = s.program.clone();
+                }
+            }
+        }
         let (rxq, txq) = queue_counts(&self.ifname);
         if self.queue >= rxq {
             return Err(ConfigError::QueueOutOfRange {
@@ -358,6 +407,12 @@ impl FluxBuilder {
                 false,
             ),
         };
+        if same_queue && self.explicit.fill_ring {
+            return Err(ConfigError::SharedUmem(
+                "a socket on the owner's interface and queue uses the owner's FILL and COMPLETION rings; give it none (RingSizes { fill: 0, completion: 0, .. })",
+            )
+            .into());
+        }
         let mut sizes = self.rings;
         if same_queue {
             // One FILL/COMPLETION pair per (device, queue): the owner's.
@@ -396,6 +451,9 @@ impl FluxBuilder {
             None => 32,
         };
         let zero_copy = fd.zero_copy().map_err(|e| Error::kernel(Stage::Query, e))?;
+        if zero_copy {
+            umem.set_zero_copy();
+        }
 
         let mut report = SetupReport {
             ifname: self.ifname.clone(),
@@ -416,6 +474,7 @@ impl FluxBuilder {
             multi_buffer: self.multi_buffer,
             tx_budget,
             shared_umem: owner_fd.is_some(),
+            xskmap_key: self.xskmap_key.unwrap_or(self.queue),
         };
 
         // FILL is loaded before the socket is registered anywhere, so that the first
@@ -477,8 +536,9 @@ impl FluxBuilder {
             report.attach_reason = "load_xdp(false): no program loaded".into();
             None
         };
+        let key = self.xskmap_key.unwrap_or(self.queue);
         if let Some(p) = &program {
-            p.register(self.queue, fd.as_fd())?;
+            p.register(key, fd.as_fd())?;
         }
         if let Some(t) = &self.user_map {
             sys::map_update_fd(t.map.as_fd(), t.key, fd.as_fd())

@@ -109,6 +109,9 @@ pub enum ConfigError {
     /// Options that cannot go together.
     #[error("conflicting options: {0}")]
     Conflict(&'static str),
+    /// Misuse of a shared UMEM (settings that belong to the owner).
+    #[error("shared UMEM: {0}")]
+    SharedUmem(&'static str),
     /// More frames are needed than the UMEM holds.
     #[error("FILL ({fill}) and TX ({tx}) rings need more frames than the UMEM's {frames}")]
     TooFewFrames {

@@ -4,7 +4,7 @@ use std::fmt;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
-use crate::error::{Error, Result, Stage};
+use crate::error::{ConfigError, Error, Result, Stage};
 use crate::socket::{CompletionRing, FillRing, Rings, RxRing, TxRing, XskFd, XskStats};
 use crate::sys;
 use crate::umem::{FrameCounts, FramePool, Umem};
@@ -14,6 +14,10 @@ use crate::xdp::{AttachedMode, ProgramCounters, XdpProgram};
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct RingCounts {
     pub fill: u32,
+    /// Frames ever put on this socket's FILL.
+    pub fill_given: u64,
+    /// Frames ever seen on this socket's RX (taken or visible).
+    pub rx_taken: u64,
     pub rx: u32,
     pub tx: u32,
     pub completion: u32,
@@ -65,6 +69,8 @@ pub struct SetupReport {
     pub tx_budget: u32,
     /// This socket shares another socket's UMEM.
     pub shared_umem: bool,
+    /// The XSKMAP key the socket is registered at.
+    pub xskmap_key: u32,
 }
 
 impl fmt::Display for SetupReport {
@@ -107,7 +113,6 @@ pub struct Flux {
     pub(crate) pool: FramePool,
     pub(crate) umem: Arc<Umem>,
     report: SetupReport,
-    tx_lost: u64,
 }
 
 impl fmt::Debug for Flux {
@@ -136,7 +141,6 @@ impl Flux {
             pool,
             umem,
             report,
-            tx_lost: 0,
         }
     }
 
@@ -182,16 +186,54 @@ impl Flux {
     pub fn set_registered(&self, on: bool) -> Result<()> {
         if let Some(p) = &self.program {
             if on {
-                p.register(self.report.queue, self.fd.as_fd())?;
+                p.register(self.report.xskmap_key, self.fd.as_fd())?;
             } else {
-                p.unregister(self.report.queue)?;
+                p.unregister(self.report.xskmap_key)?;
             }
         }
         Ok(())
     }
 
+    /// Puts this socket at XSKMAP key `key` of its program, replacing whatever socket
+    /// was there: traffic for that key moves to this socket at once (for example from
+    /// another socket sharing the UMEM on the same queue).
+    pub fn register_at(&mut self, key: u32) -> Result<()> {
+        match &self.program {
+            Some(p) => {
+                p.register(key, self.fd.as_fd())?;
+                self.report.xskmap_key = key;
+                Ok(())
+            }
+            None => {
+                Err(ConfigError::Conflict("this socket has no program (load_xdp(false))").into())
+            }
+        }
+    }
+
+    /// The census of a group of sockets sharing one UMEM (the owner first): frames
+    /// one socket put on FILL may come back on another's RX when they share a queue.
+    pub fn group_frame_counts(group: &mut [&mut Flux]) -> FrameCounts {
+        let mut total = 0;
+        let mut free = 0;
+        let (mut fill_given, mut rx_taken) = (0u64, 0u64);
+        let mut sum = RingCounts::default();
+        for f in group.iter_mut() {
+            total += f.pool.total();
+            free += f.pool.len() as u32;
+            let r = f.ring_counts();
+            fill_given += r.fill_given;
+            rx_taken += r.rx_taken;
+            sum.rx += r.rx;
+            sum.tx += r.tx;
+            sum.completion += r.completion;
+        }
+        sum.fill = fill_given.saturating_sub(rx_taken) as u32;
+        FrameCounts::from_places(total, free, sum)
+    }
+
     /// Where every frame is right now. Frames the application holds are what is not
-    /// anywhere else; at rest (nothing held) `user` must be 0.
+    /// anywhere else; at rest (nothing held) `user` must be 0. Frames behind invalid
+    /// TX descriptors (which the kernel never completes) count as back with the user.
     pub fn frame_counts(&mut self) -> FrameCounts {
         let total = self.pool.total();
         let free = self.pool.len() as u32;
@@ -211,10 +253,22 @@ impl Flux {
             None => (0, 0),
         };
         let tx_given = self.rings.tx.as_ref().map(|t| t.produced()).unwrap_or(0);
+        // Invalid TX descriptors are consumed by the kernel and never completed: their
+        // frames went back to whoever submitted them. The kernel counts them.
+        let invalid = if tx_given > comp_taken + comp_visible as u64 {
+            self.fd
+                .statistics()
+                .map(|s| s.tx_invalid_descs)
+                .unwrap_or(0)
+        } else {
+            0
+        };
         RingCounts {
             fill: fill_given.saturating_sub(rx_taken + rx_visible as u64) as u32,
+            fill_given,
+            rx_taken: rx_taken + rx_visible as u64,
             rx: rx_visible,
-            tx: tx_given.saturating_sub(comp_taken + comp_visible as u64 + self.tx_lost) as u32,
+            tx: tx_given.saturating_sub(comp_taken + comp_visible as u64 + invalid) as u32,
             completion: comp_visible,
         }
     }
@@ -230,7 +284,6 @@ impl Flux {
             pool: &mut self.pool,
             umem: &self.umem,
             fd: &self.fd,
-            tx_lost: &mut self.tx_lost,
         }
     }
 

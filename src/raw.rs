@@ -48,7 +48,6 @@ pub struct RawParts<'a> {
     pub umem: &'a Umem,
     /// The socket, for wake-ups and statistics.
     pub fd: &'a XskFd,
-    pub(crate) tx_lost: &'a mut u64,
 }
 
 impl RawParts<'_> {
@@ -81,12 +80,41 @@ impl RawParts<'_> {
     pub fn check(&self, desc: &XdpDesc) -> std::result::Result<(), DescError> {
         self.umem.check_tx(desc.addr, desc.len, desc.options)
     }
+}
 
-    /// After descriptors were pushed on TX unchecked (through `tx.reserve`), the kernel
-    /// may have swallowed invalid ones (`tx_invalid_descs`) without completing them.
-    /// Tell the accounting how many such frames you took back into your own hands
-    /// (for example into the pool), so that [`Flux::frame_counts`](crate::Flux::frame_counts) stays exact.
-    pub fn reconcile_invalid_tx(&mut self, frames: u64) {
-        *self.tx_lost += frames;
+/// Reassembles multi-buffer packets (`XDP_USE_SG`) from RX descriptors: every
+/// descriptor but a packet's last carries `XDP_PKT_CONTD`, and an RX batch may end in
+/// the middle of a packet, so the fragments seen so far are kept until the rest comes.
+#[derive(Debug, Default)]
+pub struct PacketAssembler {
+    frags: Vec<XdpDesc>,
+}
+
+impl PacketAssembler {
+    /// An empty assembler.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the next RX descriptor. Returns the complete packet's fragments, in
+    /// order, when `desc` is its last one; the slice is valid until the next call.
+    pub fn push(&mut self, desc: XdpDesc) -> Option<&[XdpDesc]> {
+        if self
+            .frags
+            .last()
+            .is_some_and(|l| l.options & crate::sys::XDP_PKT_CONTD == 0)
+        {
+            self.frags.clear();
+        }
+        self.frags.push(desc);
+        (desc.options & crate::sys::XDP_PKT_CONTD == 0).then_some(&self.frags[..])
+    }
+
+    /// Fragments of an unfinished packet held now.
+    pub fn pending(&self) -> usize {
+        match self.frags.last() {
+            Some(l) if l.options & crate::sys::XDP_PKT_CONTD != 0 => self.frags.len(),
+            _ => 0,
+        }
     }
 }

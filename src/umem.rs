@@ -54,6 +54,9 @@ pub struct Umem {
     cfg: UmemConfig,
     huge: bool,
     id: u32,
+    /// Some socket uses this UMEM in zero-copy mode (page contiguity then matters
+    /// for unaligned descriptors).
+    zero_copy: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for Umem {
@@ -88,6 +91,7 @@ impl Umem {
             cfg,
             huge,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            zero_copy: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -119,6 +123,11 @@ impl Umem {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Marks the UMEM as used by a zero-copy socket.
+    pub(crate) fn set_zero_copy(&self) {
+        self.zero_copy.store(true, Ordering::Relaxed);
+    }
+
     /// A process-unique id, used to tell UMEMs apart.
     pub fn id(&self) -> u32 {
         self.id
@@ -195,12 +204,14 @@ impl Umem {
             }
         }
         if self.cfg.unaligned {
-            // The region is one contiguous mapping unless it spans huge pages the
-            // kernel sees as separate; with normal pages it is always contiguous
-            // from the kernel's point of view only when the pages are, which for an
-            // anonymous private mapping we cannot promise: refuse page crossings.
+            // Copy mode copies through the kernel's view of the region, so a buffer may
+            // cross a page. In zero-copy mode the device DMAs to the pages, which need
+            // not be physically contiguous: the kernel refuses crossings of
+            // non-contiguous pages, and we cannot tell which those are, so we refuse
+            // every page crossing there (huge pages excepted).
             let page = sys::page_size() as u64;
-            if !self.huge && flat / page != (flat + len as u64 - 1) / page {
+            let zc = self.zero_copy.load(Ordering::Relaxed);
+            if zc && !self.huge && flat / page != (flat + len as u64 - 1) / page {
                 return Err(DescError::CrossesPage { addr, len });
             }
         } else {

@@ -55,6 +55,11 @@ pub struct SteeringFilter {
     pub dst_ipv4: Option<std::net::Ipv4Addr>,
     /// Destination IPv6 address.
     pub dst_ipv6: Option<std::net::Ipv6Addr>,
+    /// One socket per port: packets for `dst_ports[i]` on queue `q` go to XSKMAP key
+    /// `q + i * queues` (register sockets there with
+    /// [`FluxBuilder::xskmap_key`](crate::FluxBuilder::xskmap_key)), so several
+    /// sockets sharing a UMEM can split one queue by destination port.
+    pub split_by_port: bool,
 }
 
 impl SteeringFilter {
@@ -98,9 +103,11 @@ struct ConfigRaw {
     dst_ip4: u32,
     dst_ip6: [u8; 16],
     drop_every_other: u32,
+    split_ports: u32,
+    nqueues: u32,
 }
 
-const _: () = assert!(std::mem::size_of::<ConfigRaw>() == 48);
+const _: () = assert!(std::mem::size_of::<ConfigRaw>() == 56);
 
 /// The compiled default program, embedded at build time (the same object the
 /// generated skeleton carries).
@@ -166,8 +173,18 @@ impl XdpProgram {
             .map_err(bpf)?;
         for mut m in open.maps_mut() {
             let name = m.name().to_string_lossy().into_owned();
-            if name == "xsks_map" || name == "flux_stats" {
+            if name == "flux_stats" {
                 m.set_max_entries(queues.max(1)).map_err(bpf)?;
+            }
+            if name == "xsks_map" {
+                // One key per queue (per port and queue when ports are split), and as
+                // many again for standby sockets that can be swapped in at run time.
+                let slots = if filter.split_by_port {
+                    filter.dst_ports.len().max(1) as u32
+                } else {
+                    1
+                };
+                m.set_max_entries(queues.max(1) * slots * 2).map_err(bpf)?;
             }
         }
         let prog_name = if frags { "flux_xsk_frags" } else { "flux_xsk" };
@@ -190,7 +207,7 @@ impl XdpProgram {
             ifname: ifname.to_string(),
             attached: None,
         };
-        prog.set_config(filter, drop_every_other)?;
+        prog.set_config(filter, drop_every_other, queues)?;
         Ok(prog)
     }
 
@@ -205,10 +222,12 @@ impl XdpProgram {
             })
     }
 
-    fn set_config(&self, f: &SteeringFilter, drop_every_other: bool) -> Result<()> {
+    fn set_config(&self, f: &SteeringFilter, drop_every_other: bool, queues: u32) -> Result<()> {
         let mut c = ConfigRaw {
             enabled: (!f.is_empty()) as u32,
             drop_every_other: drop_every_other as u32,
+            split_ports: f.split_by_port as u32,
+            nqueues: queues.max(1),
             ..Default::default()
         };
         c.ether_type = f.ether_type.unwrap_or(0).to_be();
@@ -374,20 +393,21 @@ impl XdpProgram {
         }
     }
 
-    /// Registers a socket for `queue` in the XSKMAP (replacing any socket there).
-    pub fn register(&self, queue: u32, xsk: BorrowedFd<'_>) -> Result<()> {
+    /// Registers a socket at XSKMAP key `key` (its queue, unless ports are split),
+    /// replacing any socket there: traffic moves to it at once.
+    pub fn register(&self, key: u32, xsk: BorrowedFd<'_>) -> Result<()> {
         let fd = xsk.as_raw_fd() as u32;
         self.map("xsks_map")?
-            .update(&queue.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)
+            .update(&key.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)
             .map_err(|e| Error::Bpf {
                 stage: Stage::MapUpdate,
                 source: e,
             })
     }
 
-    /// Removes the socket registered for `queue`; traffic on it goes to the kernel.
-    pub fn unregister(&self, queue: u32) -> Result<()> {
-        match self.map("xsks_map")?.delete(&queue.to_ne_bytes()) {
+    /// Removes the socket registered at `key`; its traffic goes to the kernel.
+    pub fn unregister(&self, key: u32) -> Result<()> {
+        match self.map("xsks_map")?.delete(&key.to_ne_bytes()) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::Bpf {
@@ -433,8 +453,8 @@ impl Drop for XdpProgram {
     }
 }
 
-fn config_bytes(c: &ConfigRaw) -> [u8; 48] {
-    let mut b = [0u8; 48];
+fn config_bytes(c: &ConfigRaw) -> [u8; 56] {
+    let mut b = [0u8; 56];
     b[0..4].copy_from_slice(&c.enabled.to_ne_bytes());
     b[4..6].copy_from_slice(&c.ether_type.to_ne_bytes());
     b[6] = c.ip_proto;
@@ -445,6 +465,8 @@ fn config_bytes(c: &ConfigRaw) -> [u8; 48] {
     b[24..28].copy_from_slice(&c.dst_ip4.to_ne_bytes());
     b[28..44].copy_from_slice(&c.dst_ip6);
     b[44..48].copy_from_slice(&c.drop_every_other.to_ne_bytes());
+    b[48..52].copy_from_slice(&c.split_ports.to_ne_bytes());
+    b[52..56].copy_from_slice(&c.nqueues.to_ne_bytes());
     b
 }
 
