@@ -213,6 +213,10 @@ pub fn cpu_secs() -> f64 {
 pub fn print_result(name: &str, pkts: u64, secs: f64, cpu_at_start: f64) {
     let cpu = cpu_secs() - cpu_at_start;
     let pps = if secs > 0.0 { pkts as f64 / secs } else { 0.0 };
-    let ns = if pkts > 0 { cpu * 1e9 / pkts as f64 } else { 0.0 };
+    let ns = if pkts > 0 {
+        cpu * 1e9 / pkts as f64
+    } else {
+        0.0
+    };
     println!("RESULT name={name} pkts={pkts} secs={secs:.3} pps={pps:.0} cpu_secs={cpu:.3} cpu_ns_per_pkt={ns:.1}");
 }
