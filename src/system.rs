@@ -1,2 +1,247 @@
-//! System mode: `Rx` / `Tx` handles with owned frames (blocking), and with the
-//! `async` feature the same on tokio.
+//! System mode: a socket split into an [`Rx`] and a [`Tx`] handle that hand out
+//! owned [`Frame`]s, with blocking calls; with the `async` feature the same handles
+//! as tokio futures ([`tokio`](self::tokio)).
+//!
+//! ```no_run
+//! # fn main() -> Result<(), fluxcapacitor::Error> {
+//! use std::time::Duration;
+//! use fluxcapacitor::FluxBuilder;
+//!
+//! let (mut rx, mut tx) = FluxBuilder::new("veth0").build()?.split();
+//! while let Some(mut frame) = rx.recv_timeout(Duration::from_secs(1))? {
+//!     if frame.len() >= 12 {
+//!         // Swap the MACs and send the very same buffer back: no copy.
+//!         let (dst, src) = frame[..12].split_at_mut(6);
+//!         dst.swap_with_slice(src);
+//!         if let Err(e) = tx.try_send(frame) {
+//!             drop(e.into_frame()); // TX full: the frame comes back; drop = recycle
+//!         }
+//!     } // a frame dropped here returns to the pool by itself
+//!     tx.flush()?;
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! ## Ownership and threads
+//!
+//! | type | `Send` | `Sync` | why |
+//! |------|--------|--------|-----|
+//! | [`Rx`] | yes | yes (`&Rx` only reads counters) | owns RX and FILL: one consumer, one producer |
+//! | [`Tx`] | yes | yes (as `Rx`) | owns TX; COMPLETION sits behind a mutex shared with `Rx` |
+//! | [`Frame`] | yes | yes | owns one chunk; `&mut` for writes |
+//!
+//! `Rx` and `Tx` may live on different threads. The free frames are a lock-free
+//! stack shared by both handles and every frame; each frame holds an `Arc` of it
+//! (and of the UMEM), so the memory outlives the handles. The socket, its rings
+//! and the XDP program go away when *both* handles are dropped; frames still held
+//! then stay valid (and simply return to the orphaned pool when dropped).
+//!
+//! Where every frame is: free (pool), FILL, RX, application, TX, COMPLETION.
+//! [`Rx::frame_counts`] / [`Tx::frame_counts`] give that census.
+//!
+//! ## Costs
+//!
+//! | operation | cost |
+//! |-----------|------|
+//! | [`Rx::try_recv`], [`Rx::recv_batch`] | ring reads; one FILL refill per 64 frames (one CAS on the pool); no system call unless the kernel asked for a FILL wake-up |
+//! | [`Rx::recv_timeout`] / [`Rx::recv`] on an empty ring | 32 spins, then `poll(2)` |
+//! | dropping a [`Frame`] | one CAS on the pool |
+//! | [`Tx::try_send`] | a ring write; a `sendto(2)` kick per `tx_budget` (32) frames and COMPLETION reaped then (one lock, one CAS) |
+//! | [`Tx::flush`] | kicks until the kernel has taken all of TX |
+//! | [`Tx::alloc`] | one CAS on the pool |
+//!
+//! Frames dropped by the application go back to the pool; they return to FILL on
+//! the `Rx` side's next receive. Copy-mode TX only moves inside a kick: call
+//! [`Tx::flush`] after a burst of sends (every `tx_budget` sends kick by themselves).
+
+mod frame;
+mod pool;
+mod rx;
+mod tx;
+
+#[cfg(feature = "async")]
+pub mod tokio;
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+pub use frame::Frame;
+pub use rx::Rx;
+pub use tx::{SendError, SendFailure, Tx};
+
+use crate::flux::{Flux, SetupReport};
+use crate::socket::{CompletionRing, XskFd};
+use crate::umem::{FrameCounts, FramePool};
+use pool::Pool;
+
+/// Frames handed to FILL per refill at least (unless FILL runs dry).
+const REFILL_BATCH: u64 = 64;
+/// Empty polls of the rings before a blocking call sleeps in `poll(2)`.
+const SPINS: u32 = 32;
+
+impl Flux {
+    /// Splits the socket into its receiving and sending halves (system mode).
+    ///
+    /// The frames this `Flux` owns move into a pool shared by both handles. FILL
+    /// is kept topped up to `min(FILL size, frames - min(frames / 2, TX size))`
+    /// (the rest is for [`Tx::alloc`]), the same split the builder prefills with.
+    /// A socket that shares another's queue (no FILL ring of its own) receives
+    /// into the owner's frames and has nothing to refill.
+    pub fn split(self) -> (Rx, Tx) {
+        split(self)
+    }
+}
+
+/// Splits `flux` into an [`Rx`] and a [`Tx`]; see [`Flux::split`].
+pub fn split(mut flux: Flux) -> (Rx, Tx) {
+    let umem = flux.umem.clone();
+    let frames = std::mem::replace(&mut flux.pool, FramePool::empty());
+    let total = frames.total();
+    let mut frames = frames;
+    let addrs = std::iter::from_fn(move || frames.alloc());
+    let pool = Arc::new(Pool::new(umem, addrs, total));
+    let fill = flux.rings.fill.take();
+    let completion = flux.rings.completion.take();
+    let rxr = flux.rings.rx.take();
+    let txr = flux.rings.tx.take();
+    let report = flux.report().clone();
+    let for_tx = match &txr {
+        Some(t) => (total / 2).min(t.size()),
+        None => 0,
+    };
+    let fill_target = fill.as_ref().map_or(0, |f| f.size().min(total - for_tx)) as u64;
+    let census = Census::default();
+    if let Some(f) = &fill {
+        census.fill_given.store(f.produced(), Ordering::Relaxed);
+    }
+    let link = Arc::new(Link {
+        fd: flux.fd.clone(),
+        always_kick: !report.need_wakeup,
+        report,
+        completion: Mutex::new(completion),
+        census,
+        flux: Mutex::new(flux),
+    });
+    let rx = Rx::new(link.clone(), pool.clone(), rxr, fill, fill_target);
+    let tx = Tx::new(link, pool, txr);
+    (rx, tx)
+}
+
+/// What both handles share: the socket (inside its `Flux`), COMPLETION, and the
+/// counters each side publishes for the census.
+pub(crate) struct Link {
+    /// Program, socket and the rest of set-up; dropped with the last handle.
+    /// Behind a mutex only to make `Link` `Sync`; never locked on the data path.
+    flux: Mutex<Flux>,
+    fd: XskFd,
+    report: SetupReport,
+    /// Reaped by `Tx` (once per kick) and by a starving `Rx`.
+    completion: Mutex<Option<CompletionRing>>,
+    census: Census,
+    /// Bound without need_wakeup: TX must be kicked every time.
+    always_kick: bool,
+}
+
+impl fmt::Debug for Link {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Link")
+            .field("ifname", &self.report.ifname)
+            .field("queue", &self.report.queue)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Ring counters published by the handles (Relaxed: a census is a snapshot).
+#[derive(Debug, Default)]
+struct Census {
+    fill_given: AtomicU64,
+    rx_taken: AtomicU64,
+    rx_visible: AtomicU64,
+    tx_given: AtomicU64,
+    comp_taken: AtomicU64,
+    comp_visible: AtomicU64,
+}
+
+impl Link {
+    /// Completed TX frames back to the pool (one lock, one CAS); returns how many.
+    fn reap(&self, pool: &Pool) -> u32 {
+        let mut guard = self.completion.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(c) = guard.as_mut() else {
+            return 0;
+        };
+        let mut top: Option<u32> = None;
+        let mut bottom = 0;
+        let mut n = 0;
+        c.consume(u32::MAX, |addr| {
+            if let Some(i) = pool.index_of(addr) {
+                pool.link(i, top);
+                if top.is_none() {
+                    bottom = i;
+                }
+                top = Some(i);
+                n += 1;
+            }
+        });
+        self.census
+            .comp_taken
+            .store(c.consumed(), Ordering::Relaxed);
+        self.census.comp_visible.store(0, Ordering::Relaxed);
+        drop(guard);
+        if let Some(t) = top {
+            pool.push_chain(t, bottom, n);
+        }
+        n
+    }
+
+    /// TX frames in flight (on TX or COMPLETION), as last published.
+    fn tx_in_flight(&self) -> u64 {
+        self.census
+            .tx_given
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.census.comp_taken.load(Ordering::Relaxed))
+    }
+
+    /// The census from the published counters, refreshing COMPLETION's.
+    fn frame_counts(&self, pool: &Pool) -> FrameCounts {
+        {
+            let mut guard = self.completion.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(c) = guard.as_mut() {
+                let visible = c.available(u32::MAX) as u64;
+                self.census.comp_visible.store(visible, Ordering::Relaxed);
+                self.census
+                    .comp_taken
+                    .store(c.consumed(), Ordering::Relaxed);
+            }
+        }
+        let c = &self.census;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let fill_rx = load(&c.fill_given).saturating_sub(load(&c.rx_taken));
+        let rx = load(&c.rx_visible).min(fill_rx);
+        let tx_comp = load(&c.tx_given).saturating_sub(load(&c.comp_taken));
+        let comp = load(&c.comp_visible).min(tx_comp);
+        let total = pool.total() as u64;
+        let free = pool.len() as u64;
+        let placed = free + fill_rx + tx_comp;
+        FrameCounts {
+            total: total as u32,
+            free: free as u32,
+            fill: (fill_rx - rx) as u32,
+            rx: rx as u32,
+            user: total.saturating_sub(placed) as u32,
+            tx: (tx_comp - comp) as u32,
+            completion: comp as u32,
+        }
+    }
+
+    fn program_counters(&self) -> crate::Result<Option<crate::ProgramCounters>> {
+        self.flux
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .program_counters()
+    }
+}
+
+fn wakeup_error(e: std::io::Error) -> crate::Error {
+    crate::Error::kernel(crate::Stage::Wakeup, e)
+}

@@ -295,6 +295,19 @@ impl Umem {
         unsafe { self.slice_mut_flat(chunk, len) }.unwrap_or_default()
     }
 
+    /// Read-only view of the whole chunk holding `addr`, for a frame the crate holds
+    /// exclusively (same crate contract as [`Umem::owned_chunk`]); the caller also
+    /// guarantees that no mutable view of the chunk is live while this one is (system
+    /// mode ties both to borrows of the owning `Frame`). Out-of-range addresses give
+    /// an empty slice.
+    pub(crate) fn owned_chunk_ref(&self, addr: u64) -> &[u8] {
+        let chunk = self.chunk_of(addr);
+        let len = (self.cfg.frame_size as u64).min(self.len().saturating_sub(chunk)) as usize;
+        // SAFETY: exclusive ownership and no live mutable view per the crate contract;
+        // bounds checked by `slice` (a chunk address is flat in both chunk modes).
+        unsafe { self.slice(chunk, len) }.unwrap_or_default()
+    }
+
     /// Offset of `addr`'s data within its chunk.
     #[inline]
     pub fn offset_in_chunk(&self, addr: u64) -> u32 {

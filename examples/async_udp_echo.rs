@@ -1,0 +1,118 @@
+//! async_udp_echo: a UDP echo service on an address of its own, on tokio. Every
+//! IPv4/UDP datagram to `--ip` (and `--port`, if given) goes back to its sender,
+//! zero-copy (MACs, IPs and ports swapped in place); everything else is dropped.
+//! ARP is not answered: give clients a static neighbour entry.
+//!
+//! ```sh
+//! sudo target/release/examples/async_udp_echo --iface fx0 --ip 198.18.0.1 [--port 7]
+//!      [--queue 0] [--mode auto|native|generic] [--duration SECS]
+//! ```
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::Args;
+use fluxcapacitor::proto::edit::udp_reply_in_place;
+use fluxcapacitor::FluxBuilder;
+
+const USAGE: &str = "async_udp_echo --iface IF --ip A [--port P] [--queue Q] \
+[--mode auto|native|generic] [--duration SECS]";
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse(USAGE);
+    if let Err(e) = run(&args).await {
+        eprintln!("async_udp_echo: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// An IPv4/UDP datagram to `ip` (and `port`, if given)?
+fn for_us(f: &[u8], ip: Ipv4Addr, port: Option<u16>) -> bool {
+    if f.len() < 42 || f[12..14] != [0x08, 0x00] || f[14] >> 4 != 4 || f[23] != 17 {
+        return false;
+    }
+    let ihl = (f[14] & 0x0f) as usize * 4;
+    if f[30..34] != ip.octets() || f.len() < 14 + ihl + 8 {
+        return false;
+    }
+    let dport = u16::from_be_bytes([f[14 + ihl + 2], f[14 + ihl + 3]]);
+    port.is_none_or(|p| p == dport)
+}
+
+async fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let iface = args.req("iface");
+    let ip = args.ip("ip", Ipv4Addr::UNSPECIFIED);
+    if ip.is_unspecified() {
+        common::die(USAGE, "--ip is required");
+    }
+    let port = args.str("port").map(|_| args.num("port", 0u16));
+    let flux = FluxBuilder::new(&iface)
+        .queue(args.num("queue", 0))
+        .xdp_mode(args.xdp_mode())
+        .frame_size(2048)
+        .build()?;
+    println!("{}", flux.report());
+    let (mut rx, mut tx) = flux.split_async()?;
+
+    let (rx_count, echoed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let done = Arc::new(AtomicBool::new(false));
+    let printer = {
+        let (r, e, done) = (rx_count.clone(), echoed.clone(), done.clone());
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let (mut lr, mut le) = (0, 0);
+            while !done.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_secs(1));
+                let (nr, ne) = (r.load(Ordering::Relaxed), e.load(Ordering::Relaxed));
+                println!(
+                    "[{:>5.1}s] async_udp_echo: rx {:>9} pps  echo {:>9} pps  total rx {nr} echoed {ne}",
+                    start.elapsed().as_secs_f64(),
+                    nr - lr,
+                    ne - le
+                );
+                (lr, le) = (nr, ne);
+            }
+        })
+    };
+
+    let until = tokio::time::sleep(args.duration().unwrap_or(Duration::from_secs(86_400 * 365)));
+    tokio::pin!(until);
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let cpu0 = common::cpu_secs();
+    let t0 = Instant::now();
+    let mut frames = Vec::with_capacity(64);
+    let (mut received, mut answered) = (0u64, 0u64);
+    loop {
+        tokio::select! {
+            biased;
+            n = rx.recv_batch(&mut frames, 64) => received += n? as u64,
+            _ = &mut until => break,
+            _ = &mut ctrl_c => break,
+        }
+        for mut frame in frames.drain(..) {
+            if !for_us(&frame, ip, port) || udp_reply_in_place(&mut frame).is_err() {
+                continue; // dropped: back to the pool
+            }
+            match tx.send(frame).await {
+                Ok(()) => answered += 1,
+                Err(e) => eprintln!("async_udp_echo: reply not sent: {e}"),
+            }
+        }
+        tx.flush().await?;
+        rx_count.store(received, Ordering::Relaxed);
+        echoed.store(answered, Ordering::Relaxed);
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    done.store(true, Ordering::Relaxed);
+    let _ = printer.join();
+    println!("async_udp_echo: received {received}, answered {answered} in {secs:.1}s");
+    println!("  frames: {}", rx.frame_counts());
+    common::print_result("async_udp_echo", answered, secs, cpu0);
+    Ok(())
+}

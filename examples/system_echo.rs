@@ -1,0 +1,134 @@
+//! system_echo: a UDP echo service on an address of its own, with the blocking
+//! system-mode handles. Every IPv4/UDP datagram to `--ip` (and `--port`, if given)
+//! goes back to its sender, zero-copy: MACs, IPs and ports swapped in the received
+//! frame, which is then sent as it is. Everything else is dropped (the service owns
+//! the queue; ARP is not answered, so give clients a static neighbour entry).
+//!
+//! ```sh
+//! sudo target/release/examples/system_echo --iface fx0 --ip 198.18.0.1 [--port 7]
+//!      [--queue 0] [--mode auto|native|generic] [--duration SECS]
+//! ```
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::Args;
+use fluxcapacitor::proto::edit::udp_reply_in_place;
+use fluxcapacitor::FluxBuilder;
+
+const USAGE: &str = "system_echo --iface IF --ip A [--port P] [--queue Q] \
+[--mode auto|native|generic] [--duration SECS]";
+
+fn main() {
+    let args = Args::parse(USAGE);
+    if let Err(e) = run(&args) {
+        eprintln!("system_echo: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// An IPv4/UDP datagram to `ip` (and `port`, if given)?
+fn for_us(f: &[u8], ip: Ipv4Addr, port: Option<u16>) -> bool {
+    if f.len() < 42 || f[12..14] != [0x08, 0x00] || f[14] >> 4 != 4 || f[23] != 17 {
+        return false;
+    }
+    let ihl = (f[14] & 0x0f) as usize * 4;
+    if f[30..34] != ip.octets() || f.len() < 14 + ihl + 8 {
+        return false;
+    }
+    let dport = u16::from_be_bytes([f[14 + ihl + 2], f[14 + ihl + 3]]);
+    port.is_none_or(|p| p == dport)
+}
+
+/// Sets `stop` on SIGINT / SIGTERM (blocked here, so call before spawning threads).
+fn stop_on_signals(stop: Arc<AtomicBool>) -> Result<(), String> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGTERM);
+    set.thread_block()
+        .map_err(|e| format!("blocking signals: {e}"))?;
+    std::thread::spawn(move || {
+        if set.wait().is_ok() {
+            stop.store(true, Ordering::Relaxed);
+        }
+    });
+    Ok(())
+}
+
+fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let iface = args.req("iface");
+    let ip = args.ip("ip", Ipv4Addr::UNSPECIFIED);
+    if ip.is_unspecified() {
+        common::die(USAGE, "--ip is required");
+    }
+    let port = args.str("port").map(|_| args.num("port", 0u16));
+    let flux = FluxBuilder::new(&iface)
+        .queue(args.num("queue", 0))
+        .xdp_mode(args.xdp_mode())
+        .frame_size(2048)
+        .build()?;
+    println!("{}", flux.report());
+    let stop = Arc::new(AtomicBool::new(false));
+    stop_on_signals(stop.clone())?;
+    let deadline = args.duration().map(|d| Instant::now() + d);
+    let (mut rx, mut tx) = flux.split();
+
+    let (rx_count, echoed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let printer = {
+        let (r, e, stop) = (rx_count.clone(), echoed.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let (mut lr, mut le) = (0, 0);
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_secs(1));
+                let (nr, ne) = (r.load(Ordering::Relaxed), e.load(Ordering::Relaxed));
+                println!(
+                    "[{:>5.1}s] system_echo: rx {:>9} pps  echo {:>9} pps  total rx {nr} echoed {ne}",
+                    start.elapsed().as_secs_f64(),
+                    nr - lr,
+                    ne - le
+                );
+                (lr, le) = (nr, ne);
+            }
+        })
+    };
+
+    let cpu0 = common::cpu_secs();
+    let t0 = Instant::now();
+    let mut frames = Vec::with_capacity(64);
+    let (mut received, mut answered, mut unsent) = (0u64, 0u64, 0u64);
+    while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
+        received += rx.recv_batch_timeout(&mut frames, 64, Duration::from_millis(100))? as u64;
+        for mut frame in frames.drain(..) {
+            if !for_us(&frame, ip, port) || udp_reply_in_place(&mut frame).is_err() {
+                continue; // dropped: back to the pool
+            }
+            // Wait a little for room rather than drop an answer.
+            match tx.send_timeout(frame, Duration::from_millis(100)) {
+                Ok(()) => answered += 1,
+                Err(e) => {
+                    eprintln!("system_echo: reply not sent: {e}");
+                    unsent += 1;
+                }
+            }
+        }
+        tx.flush()?;
+        rx_count.store(received, Ordering::Relaxed);
+        echoed.store(answered, Ordering::Relaxed);
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let _ = printer.join();
+    tx.drain(Duration::from_secs(1))?;
+    println!(
+        "system_echo: received {received}, answered {answered}, not sent {unsent} in {secs:.1}s"
+    );
+    println!("  frames: {}", rx.frame_counts());
+    common::print_result("system_echo", answered, secs, cpu0);
+    Ok(())
+}

@@ -1,0 +1,277 @@
+//! [`Frame`]: one UMEM frame owned by the application.
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+use super::pool::Pool;
+use crate::error::DescError;
+use crate::sys::XdpDesc;
+
+/// One packet buffer (a UMEM chunk) owned by the application.
+///
+/// A `Frame` comes from [`Rx`](super::Rx) (a received packet) or from
+/// [`Tx::alloc`](super::Tx::alloc) (an empty buffer to fill). It dereferences to its
+/// packet bytes, mutably, and knows the room around them. Hand it to
+/// [`Tx::try_send`](super::Tx::try_send) to transmit it without a copy; drop it and
+/// it goes back to the shared pool by itself (the next receive puts it on FILL).
+///
+/// A frame holds an [`Arc`] of its pool and UMEM, so the memory stays valid even when
+/// the [`Rx`](super::Rx) / [`Tx`](super::Tx) handles (and the socket) are gone.
+///
+/// **Threads**: `Send` and `Sync`; move it to any thread. **Costs**: reading or
+/// writing its bytes is a plain slice access; dropping it is one compare-and-swap
+/// on the pool (no lock, no system call) plus an `Arc` decrement.
+///
+/// Use after return is impossible: sending moves the frame, and borrowed bytes
+/// cannot outlive it.
+///
+/// ```compile_fail
+/// # fn demo(rx: &mut fluxcapacitor::system::Rx, tx: &mut fluxcapacitor::system::Tx) {
+/// let frame = rx.try_recv().unwrap();
+/// tx.try_send(frame).unwrap();
+/// let first = frame[0]; // error: `frame` was moved into the TX ring
+/// # }
+/// ```
+///
+/// ```compile_fail
+/// # fn demo(rx: &mut fluxcapacitor::system::Rx) {
+/// let bytes: &[u8] = {
+///     let frame = rx.try_recv().unwrap();
+///     &frame[..] // error: `frame` is dropped (back in the pool) while borrowed
+/// };
+/// # }
+/// ```
+pub struct Frame {
+    /// `None` only between handing the frame to a ring and dropping the husk.
+    pool: Option<Arc<Pool>>,
+    /// Frame (chunk) index in the UMEM.
+    index: u32,
+    /// Start of the packet data within the chunk.
+    off: u32,
+    /// Packet length.
+    len: u32,
+}
+
+impl Frame {
+    #[inline]
+    pub(crate) fn new(pool: Arc<Pool>, index: u32, off: u32, len: u32) -> Frame {
+        Frame {
+            pool: Some(pool),
+            index,
+            off,
+            len,
+        }
+    }
+
+    /// Length of the packet in bytes.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// The packet is empty (a fresh frame from [`Tx::alloc`](super::Tx::alloc)).
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes of the chunk in front of the packet, free to grow it at the front
+    /// (see [`Frame::grow_head`]). Includes the kernel's 256-byte XDP headroom and the
+    /// configured user headroom.
+    #[inline]
+    pub fn headroom(&self) -> usize {
+        self.off as usize
+    }
+
+    /// Bytes of the chunk behind the packet.
+    #[inline]
+    pub fn tailroom(&self) -> usize {
+        self.chunk_size()
+            .saturating_sub(self.off as usize + self.len as usize)
+    }
+
+    /// Largest length the packet can have without moving its start
+    /// (`len + tailroom`).
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.chunk_size().saturating_sub(self.off as usize)
+    }
+
+    /// Sets the packet length (to fill a fresh frame, or to trim/extend a received
+    /// one; new bytes hold whatever the buffer held before).
+    ///
+    /// # Errors
+    /// [`DescError::Length`] when `len` exceeds [`Frame::capacity`].
+    pub fn set_len(&mut self, len: usize) -> Result<(), DescError> {
+        if len > self.capacity() {
+            return Err(DescError::Length {
+                len: len.min(u32::MAX as usize) as u32,
+                max: self.capacity() as u32,
+            });
+        }
+        self.len = len as u32;
+        Ok(())
+    }
+
+    /// Moves the packet start `n` bytes to the front (into the headroom), for
+    /// prepending a header; the new bytes are the old headroom's content.
+    ///
+    /// # Errors
+    /// [`DescError::Length`] when the headroom is smaller than `n`.
+    pub fn grow_head(&mut self, n: usize) -> Result<(), DescError> {
+        if n > self.off as usize {
+            return Err(DescError::Length {
+                len: n.min(u32::MAX as usize) as u32,
+                max: self.off,
+            });
+        }
+        self.off -= n as u32;
+        self.len += n as u32;
+        Ok(())
+    }
+
+    /// Drops `n` bytes from the front of the packet (stripping a header).
+    ///
+    /// # Errors
+    /// [`DescError::Length`] when the packet is shorter than `n`.
+    pub fn shrink_head(&mut self, n: usize) -> Result<(), DescError> {
+        if n > self.len as usize {
+            return Err(DescError::Length {
+                len: n.min(u32::MAX as usize) as u32,
+                max: self.len,
+            });
+        }
+        self.off += n as u32;
+        self.len -= n as u32;
+        Ok(())
+    }
+
+    /// The packet bytes.
+    #[inline]
+    pub fn data(&self) -> &[u8] {
+        let chunk = match &self.pool {
+            Some(p) => p.umem().owned_chunk_ref(p.chunk(self.index)),
+            None => &[],
+        };
+        let start = (self.off as usize).min(chunk.len());
+        let end = (start + self.len as usize).min(chunk.len());
+        &chunk[start..end]
+    }
+
+    /// The packet bytes, mutable.
+    #[inline]
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        let (start, len) = (self.off as usize, self.len as usize);
+        let chunk = self.chunk_mut();
+        let start = start.min(chunk.len());
+        let end = (start + len).min(chunk.len());
+        &mut chunk[start..end]
+    }
+
+    /// Everything from the packet start to the end of the chunk (`capacity()`
+    /// bytes): write a new packet here, then [`Frame::set_len`].
+    #[inline]
+    pub fn buffer_mut(&mut self) -> &mut [u8] {
+        let start = self.off as usize;
+        let chunk = self.chunk_mut();
+        let start = start.min(chunk.len());
+        &mut chunk[start..]
+    }
+
+    /// The whole chunk and the packet's offset in it (for moving the data start
+    /// and the bytes together).
+    pub fn chunk_mut(&mut self) -> &mut [u8] {
+        match &self.pool {
+            // The frame is ours alone (it is on no ring and only this value names
+            // its chunk), and `&mut self` excludes any other view.
+            Some(p) => p.umem().owned_chunk(p.chunk(self.index)),
+            None => &mut [],
+        }
+    }
+
+    /// The UMEM address of the packet data (what a TX descriptor carries).
+    #[inline]
+    pub fn addr(&self) -> u64 {
+        match &self.pool {
+            Some(p) => p.chunk(self.index) + self.off as u64,
+            None => 0,
+        }
+    }
+
+    #[inline]
+    fn chunk_size(&self) -> usize {
+        self.pool
+            .as_ref()
+            .map_or(0, |p| p.umem().frame_size() as usize)
+    }
+
+    /// Whether this frame belongs to `pool`.
+    #[inline]
+    pub(crate) fn is_of(&self, pool: &Arc<Pool>) -> bool {
+        self.pool.as_ref().is_some_and(|p| Arc::ptr_eq(p, pool))
+    }
+
+    /// The TX descriptor of this frame.
+    #[inline]
+    pub(crate) fn desc(&self) -> XdpDesc {
+        XdpDesc {
+            addr: self.addr(),
+            len: self.len,
+            options: 0,
+        }
+    }
+
+    /// Gives up ownership: the frame is now on a ring (the kernel's) and must not
+    /// return to the pool when this value drops.
+    #[inline]
+    pub(crate) fn into_ring(mut self) {
+        self.pool = None;
+    }
+}
+
+impl Drop for Frame {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(p) = self.pool.take() {
+            p.push(self.index);
+        }
+    }
+}
+
+impl Deref for Frame {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        self.data()
+    }
+}
+
+impl DerefMut for Frame {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [u8] {
+        self.data_mut()
+    }
+}
+
+impl AsRef<[u8]> for Frame {
+    fn as_ref(&self) -> &[u8] {
+        self.data()
+    }
+}
+
+impl AsMut<[u8]> for Frame {
+    fn as_mut(&mut self) -> &mut [u8] {
+        self.data_mut()
+    }
+}
+
+impl fmt::Debug for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Frame")
+            .field("addr", &format_args!("{:#x}", self.addr()))
+            .field("len", &self.len)
+            .field("headroom", &self.off)
+            .finish()
+    }
+}

@@ -1,0 +1,343 @@
+//! [`Rx`]: the receiving half of a split socket.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Wake, Waker};
+use std::time::{Duration, Instant};
+
+use super::pool::Pool;
+use super::{wakeup_error, Frame, Link, REFILL_BATCH, SPINS};
+use crate::error::Result;
+use crate::socket::{FillRing, RxRing, XskStats};
+use crate::umem::FrameCounts;
+use crate::{Error, ProgramCounters, SetupReport, Stage};
+
+/// The receiving half of a split socket: owns RX and FILL.
+///
+/// Receives come in three forms: non-blocking ([`Rx::try_recv`],
+/// [`Rx::recv_batch`]), blocking with a timeout ([`Rx::recv_timeout`],
+/// [`Rx::recv_batch_timeout`]) and blocking ([`Rx::recv`]). Every call first puts
+/// frames that came back to the pool on FILL (once at least 64 are due, or at
+/// once when FILL ran dry), then takes packets off RX.
+///
+/// `Send` and `Sync`; receiving needs `&mut self`.
+#[derive(Debug)]
+pub struct Rx {
+    rx: Option<RxRing>,
+    fill: Option<FillRing>,
+    pool: Arc<Pool>,
+    link: Arc<Link>,
+    fill_target: u64,
+    refill_min: u64,
+}
+
+/// Unparks a thread: the waker of a blocking `Rx` that waits for frames.
+struct Unpark(std::thread::Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// What a starving `Rx` (FILL dry, nothing in the pool) should do next.
+pub(crate) enum Starving {
+    /// Frames came back: try again.
+    Retry,
+    /// Frames are on TX / COMPLETION: the kernel will hand them back soon; retry
+    /// shortly (nothing signals completions).
+    Soon,
+    /// Every frame is with the application: the waker passed in is woken when one
+    /// comes back.
+    Wait,
+}
+
+impl Rx {
+    pub(crate) fn new(
+        link: Arc<Link>,
+        pool: Arc<Pool>,
+        rx: Option<RxRing>,
+        fill: Option<FillRing>,
+        fill_target: u64,
+    ) -> Rx {
+        Rx {
+            rx,
+            fill,
+            pool,
+            link,
+            refill_min: REFILL_BATCH.min(fill_target).max(1),
+            fill_target,
+        }
+    }
+
+    /// Frames on FILL or RX (given to the kernel and not taken back yet).
+    #[inline]
+    fn outstanding(&self) -> u64 {
+        let given = self.fill.as_ref().map_or(0, |f| f.produced());
+        let taken = self.rx.as_ref().map_or(0, |r| r.consumed());
+        given.saturating_sub(taken)
+    }
+
+    /// Puts pool frames on FILL when enough are due, waking the kernel if it asks.
+    #[inline]
+    fn refill(&mut self) {
+        let outstanding = self.outstanding();
+        let want = self.fill_target.saturating_sub(outstanding);
+        if want == 0 || (want < self.refill_min && outstanding > 0) {
+            return;
+        }
+        self.refill_now(want as u32);
+    }
+
+    #[cold]
+    fn refill_now(&mut self, want: u32) {
+        let Some(fill) = self.fill.as_mut() else {
+            return;
+        };
+        let pool = &self.pool;
+        let mut r = fill.reserve(want);
+        pool.pop_batch(r.remaining(), |i| {
+            // Cannot fail: at most `remaining()` frames are popped.
+            let _ = r.push(pool.chunk(i));
+        });
+        if r.commit() == 0 {
+            return;
+        }
+        self.link
+            .census
+            .fill_given
+            .store(fill.produced(), Ordering::Relaxed);
+        if fill.needs_wakeup() {
+            // The only system call of the receive path, and only when asked.
+            let _ = self.link.fd.wake_rx();
+        }
+    }
+
+    #[inline]
+    fn frame_of(&self, d: crate::XdpDesc) -> Option<Frame> {
+        let i = self.pool.index_of(d.addr)?;
+        let off = self.pool.umem().offset_in_chunk(d.addr);
+        Some(Frame::new(self.pool.clone(), i, off, d.len))
+    }
+
+    /// Takes one packet if RX has one; never blocks.
+    #[inline]
+    pub fn try_recv(&mut self) -> Option<Frame> {
+        self.refill();
+        loop {
+            let rx = self.rx.as_mut()?;
+            let peek = rx.peek(1);
+            let d = peek.get(0)?;
+            peek.release();
+            self.link
+                .census
+                .rx_taken
+                .store(rx.consumed(), Ordering::Relaxed);
+            // A descriptor outside the UMEM cannot come from the kernel; skip it
+            // rather than hand out a frame that is not ours.
+            if let Some(f) = self.frame_of(d) {
+                return Some(f);
+            }
+        }
+    }
+
+    /// Appends up to `max` received packets to `out` without blocking; returns how
+    /// many. Reuse `out` across calls: no heap allocation in steady state.
+    pub fn recv_batch(&mut self, out: &mut Vec<Frame>, max: usize) -> usize {
+        self.refill();
+        let Some(rx) = self.rx.as_mut() else {
+            return 0;
+        };
+        let max = max.min(u32::MAX as usize) as u32;
+        let peek = rx.peek(max);
+        let n = peek.len();
+        out.reserve(n as usize);
+        let before = out.len();
+        let pool = &self.pool;
+        for d in peek.iter() {
+            if let Some(i) = pool.index_of(d.addr) {
+                let off = pool.umem().offset_in_chunk(d.addr);
+                out.push(Frame::new(pool.clone(), i, off, d.len));
+            }
+        }
+        peek.release();
+        self.link
+            .census
+            .rx_taken
+            .store(rx.consumed(), Ordering::Relaxed);
+        out.len() - before
+    }
+
+    /// Waits up to `timeout` for a packet; `Ok(None)` on timeout.
+    ///
+    /// # Errors
+    /// [`Error::Kernel`] (stage `Wakeup`) when `poll(2)` fails.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<Frame>> {
+        let deadline = Instant::now().checked_add(timeout);
+        self.wait(deadline, |rx| rx.try_recv())
+    }
+
+    /// Waits for a packet, as long as it takes.
+    ///
+    /// # Errors
+    /// As [`Rx::recv_timeout`].
+    pub fn recv(&mut self) -> Result<Frame> {
+        loop {
+            if let Some(f) = self.wait(None, |rx| rx.try_recv())? {
+                return Ok(f);
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for at least one packet, then appends up to `max` to
+    /// `out`; returns how many (0 on timeout).
+    ///
+    /// # Errors
+    /// As [`Rx::recv_timeout`].
+    pub fn recv_batch_timeout(
+        &mut self,
+        out: &mut Vec<Frame>,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<usize> {
+        let deadline = Instant::now().checked_add(timeout);
+        Ok(self
+            .wait(deadline, |rx| match rx.recv_batch(out, max) {
+                0 => None,
+                n => Some(n),
+            })?
+            .unwrap_or(0))
+    }
+
+    /// Spin, then sleep in `poll(2)` (or park, when FILL ran dry) until `attempt`
+    /// yields or `deadline` passes.
+    fn wait<T>(
+        &mut self,
+        deadline: Option<Instant>,
+        mut attempt: impl FnMut(&mut Self) -> Option<T>,
+    ) -> Result<Option<T>> {
+        let mut spins = 0;
+        loop {
+            if let Some(v) = attempt(self) {
+                return Ok(Some(v));
+            }
+            if spins < SPINS {
+                spins += 1;
+                std::hint::spin_loop();
+                continue;
+            }
+            let left = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(l) if !l.is_zero() => Some(l),
+                    _ => return Ok(None),
+                },
+                None => None,
+            };
+            if self.is_starving() {
+                let me = Arc::new(Unpark(std::thread::current()));
+                match self.starving_step(&Waker::from(me)) {
+                    Starving::Retry => {}
+                    Starving::Soon => std::thread::park_timeout(cap(left, 1)),
+                    Starving::Wait => {
+                        std::thread::park_timeout(cap(left, 100));
+                        self.pool.waiter.disarm();
+                    }
+                }
+                continue;
+            }
+            if self.rx.is_none() {
+                // Nothing can ever arrive: sleep out the timeout.
+                std::thread::sleep(cap(left, 100));
+                continue;
+            }
+            self.link.fd.poll(true, false, left).map_err(wakeup_error)?;
+            spins = SPINS / 2;
+        }
+    }
+
+    /// FILL ran dry and the pool had nothing for it: no packet can arrive until a
+    /// frame comes back.
+    #[inline]
+    pub(crate) fn is_starving(&self) -> bool {
+        self.fill.is_some() && self.fill_target > 0 && self.outstanding() == 0
+    }
+
+    /// One step out of starvation: reap COMPLETION (`Tx` may be idle), kick TX
+    /// (frames may sit there unkicked), or register `waker` for the next frame the
+    /// application drops.
+    pub(crate) fn starving_step(&mut self, waker: &Waker) -> Starving {
+        if self.link.reap(&self.pool) > 0 {
+            return Starving::Retry;
+        }
+        if self.link.tx_in_flight() > 0 {
+            let _ = self.link.fd.kick_tx();
+            return Starving::Soon;
+        }
+        self.pool.waiter.arm(waker);
+        if self.pool.len() > 0 {
+            self.pool.waiter.disarm();
+            return Starving::Retry;
+        }
+        Starving::Wait
+    }
+
+    /// Where every frame of this socket is (see [`FrameCounts`]). Exact when
+    /// neither handle is inside a call; `user` counts the frames the application
+    /// holds.
+    pub fn frame_counts(&mut self) -> FrameCounts {
+        if let Some(rx) = self.rx.as_mut() {
+            let visible = rx.available(u32::MAX) as u64;
+            self.link
+                .census
+                .rx_visible
+                .store(visible, Ordering::Relaxed);
+            self.link
+                .census
+                .rx_taken
+                .store(rx.consumed(), Ordering::Relaxed);
+        }
+        self.link.frame_counts(&self.pool)
+    }
+
+    /// Packets taken off RX so far.
+    pub fn received(&self) -> u64 {
+        self.rx.as_ref().map_or(0, |r| r.consumed())
+    }
+
+    /// Kernel statistics of the socket (`XDP_STATISTICS`).
+    ///
+    /// # Errors
+    /// [`Error::Kernel`] (stage `Query`).
+    pub fn statistics(&self) -> Result<XskStats> {
+        self.link
+            .fd
+            .statistics()
+            .map_err(|e| Error::kernel(Stage::Query, e))
+    }
+
+    /// The embedded program's counters for this queue (`None` without a program).
+    ///
+    /// # Errors
+    /// As [`Flux::program_counters`](crate::Flux::program_counters).
+    pub fn program_counters(&self) -> Result<Option<ProgramCounters>> {
+        self.link.program_counters()
+    }
+
+    /// What set-up did and why.
+    pub fn report(&self) -> &SetupReport {
+        &self.link.report
+    }
+
+    /// The socket.
+    pub fn fd(&self) -> &crate::XskFd {
+        &self.link.fd
+    }
+}
+
+fn cap(left: Option<Duration>, ms: u64) -> Duration {
+    let c = Duration::from_millis(ms);
+    left.map_or(c, |l| l.min(c))
+}

@@ -1,0 +1,370 @@
+//! System mode on tokio: [`AsyncRx`] / [`AsyncTx`] over `AsyncFd`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), fluxcapacitor::Error> {
+//! use fluxcapacitor::FluxBuilder;
+//! let (mut rx, mut tx) = FluxBuilder::new("veth0").build()?.split_async()?;
+//! loop {
+//!     let mut frame = rx.recv().await?;
+//!     if frame.len() >= 12 {
+//!         let (dst, src) = frame[..12].split_at_mut(6);
+//!         dst.swap_with_slice(src);
+//!         if let Err(e) = tx.send(frame).await {
+//!             eprintln!("not sent: {e}"); // the frame is recycled when `e` drops
+//!         }
+//!         tx.flush().await?;
+//!     }
+//! }
+//! # }
+//! ```
+//!
+//! Readiness is only a hint: AF_XDP wakes the socket per batch, not per packet, and
+//! readiness is not ring state. Every poll looks at the ring first; readiness is
+//! cleared only after the ring was found empty under it, so no packet is missed.
+//!
+//! **Cancel safety.** [`AsyncRx::recv`] and [`AsyncRx::recv_batch`] are cancel-safe:
+//! a frame is taken off RX only in the poll that returns it, so a `recv` dropped
+//! by `tokio::select!` or a timeout loses nothing. [`AsyncTx::send`] owns the frame
+//! while it waits; cancelling it drops the frame, which returns to the pool (never
+//! a leak, but the packet is not sent). Use [`AsyncTx::poll_send_ready`] +
+//! [`Tx::try_send`](super::Tx::try_send) to keep the frame across cancellation.
+//!
+//! Both types are `Send` and work on the multi-threaded runtime. There is no
+//! `Stream` impl (it would need `futures-core`); wrap [`AsyncRx::poll_recv`] in
+//! your own if you want one. A runtime with IO enabled is required (tokio's
+//! `AsyncFd` panics without one; [`AsyncRx::new`] returns an error outside any
+//! runtime).
+
+use std::future::poll_fn;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::task::{Context, Poll};
+
+use ::tokio::io::unix::AsyncFd;
+use ::tokio::io::Interest;
+
+use super::rx::Starving;
+use super::{wakeup_error, Frame, Rx, SendError, SendFailure, Tx};
+use crate::error::Result;
+use crate::flux::Flux;
+use crate::umem::FrameCounts;
+use crate::{Error, Stage};
+
+/// A duplicate of the socket fd, registered with tokio for one direction: two
+/// registrations of one fd in one epoll would collide.
+#[derive(Debug)]
+struct SockFd(OwnedFd);
+
+impl AsRawFd for SockFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+fn register(fd: &crate::XskFd, interest: Interest) -> Result<AsyncFd<SockFd>> {
+    if ::tokio::runtime::Handle::try_current().is_err() {
+        return Err(Error::Kernel {
+            stage: Stage::Wakeup,
+            hint: Some("create async handles inside a tokio runtime (with IO enabled)"),
+            source: io::Error::other("no tokio runtime"),
+        });
+    }
+    let dup = fd
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| Error::kernel(Stage::Wakeup, e))?;
+    // `with_interest` is deprecated because an arbitrary `AsRawFd` may return a
+    // different or closed fd later; `SockFd` owns its fd and always returns it, which
+    // is the contract the unsafe replacement asks for (and unsafe stays out of here).
+    #[allow(deprecated)]
+    let io = AsyncFd::with_interest(SockFd(dup), interest);
+    io.map_err(|e| Error::kernel(Stage::Wakeup, e))
+}
+
+impl Flux {
+    /// Splits the socket into tokio handles; see [`Flux::split`] and [`split`].
+    ///
+    /// # Errors
+    /// As [`split`].
+    pub fn split_async(self) -> Result<(AsyncRx, AsyncTx)> {
+        split(self)
+    }
+}
+
+/// Splits `flux` into an [`AsyncRx`] and an [`AsyncTx`]. Call it inside a tokio
+/// runtime with IO enabled.
+///
+/// # Errors
+/// [`Error::Kernel`] (stage `Wakeup`) outside a runtime or when registering the
+/// socket with tokio fails.
+pub fn split(flux: Flux) -> Result<(AsyncRx, AsyncTx)> {
+    let (rx, tx) = flux.split();
+    Ok((AsyncRx::new(rx)?, AsyncTx::new(tx)?))
+}
+
+/// [`Rx`] on tokio. `Send`; receiving needs `&mut self`.
+#[derive(Debug)]
+pub struct AsyncRx {
+    io: AsyncFd<SockFd>,
+    rx: Rx,
+}
+
+/// Ring polls before an empty receive waits for readiness.
+const SPINS: u32 = 8;
+
+impl AsyncRx {
+    /// Registers `rx`'s socket (a duplicate fd) with the current runtime for reading.
+    ///
+    /// # Errors
+    /// As [`split`].
+    pub fn new(rx: Rx) -> Result<AsyncRx> {
+        Ok(AsyncRx {
+            io: register(rx.fd(), Interest::READABLE)?,
+            rx,
+        })
+    }
+
+    /// Polls for one packet; the building block of [`AsyncRx::recv`] (and of a
+    /// `Stream`, if you want one). A frame leaves RX only when this returns it.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Frame>> {
+        self.poll_with(cx, |rx| rx.try_recv())
+    }
+
+    /// Polls for a batch: appends up to `max` packets to `out` once at least one is
+    /// there; returns how many.
+    pub fn poll_recv_batch(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<Frame>,
+        max: usize,
+    ) -> Poll<Result<usize>> {
+        self.poll_with(cx, |rx| match rx.recv_batch(out, max) {
+            0 => None,
+            n => Some(n),
+        })
+    }
+
+    fn poll_with<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut attempt: impl FnMut(&mut Rx) -> Option<T>,
+    ) -> Poll<Result<T>> {
+        loop {
+            for _ in 0..SPINS {
+                if let Some(v) = attempt(&mut self.rx) {
+                    return Poll::Ready(Ok(v));
+                }
+                std::hint::spin_loop();
+            }
+            if self.rx.is_starving() {
+                match self.rx.starving_step(cx.waker()) {
+                    Starving::Retry => continue,
+                    Starving::Soon => {
+                        // Frames are completing on TX; nothing signals that: yield.
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                    Starving::Wait => return Poll::Pending,
+                }
+            }
+            let mut guard = match self.io.poll_read_ready(cx) {
+                Poll::Ready(Ok(g)) => g,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(wakeup_error(e))),
+                Poll::Pending => return Poll::Pending,
+            };
+            // Readiness is a hint: look at the ring under it, and clear it only when
+            // the ring is empty (a packet published after this check raises a new
+            // event that `clear_ready` does not swallow).
+            if let Some(v) = attempt(&mut self.rx) {
+                return Poll::Ready(Ok(v));
+            }
+            guard.clear_ready();
+        }
+    }
+
+    /// Waits for one packet. Cancel-safe.
+    ///
+    /// # Errors
+    /// [`Error::Kernel`] (stage `Wakeup`) when the reactor fails.
+    pub async fn recv(&mut self) -> Result<Frame> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Waits for at least one packet and appends up to `max` to `out`; returns how
+    /// many. Cancel-safe: `out` is touched only when this completes.
+    ///
+    /// # Errors
+    /// As [`AsyncRx::recv`].
+    pub async fn recv_batch(&mut self, out: &mut Vec<Frame>, max: usize) -> Result<usize> {
+        poll_fn(|cx| self.poll_recv_batch(cx, out, max)).await
+    }
+
+    /// [`Rx::try_recv`].
+    pub fn try_recv(&mut self) -> Option<Frame> {
+        self.rx.try_recv()
+    }
+
+    /// [`Rx::frame_counts`].
+    pub fn frame_counts(&mut self) -> FrameCounts {
+        self.rx.frame_counts()
+    }
+
+    /// The blocking handle inside.
+    pub fn get_ref(&self) -> &Rx {
+        &self.rx
+    }
+
+    /// The blocking handle inside, mutable.
+    pub fn get_mut(&mut self) -> &mut Rx {
+        &mut self.rx
+    }
+
+    /// Deregisters from tokio and returns the blocking handle.
+    pub fn into_inner(self) -> Rx {
+        self.rx
+    }
+}
+
+/// [`Tx`] on tokio. `Send`; sending needs `&mut self`.
+#[derive(Debug)]
+pub struct AsyncTx {
+    io: AsyncFd<SockFd>,
+    tx: Tx,
+}
+
+impl AsyncTx {
+    /// Registers `tx`'s socket (a duplicate fd) with the current runtime for writing.
+    ///
+    /// # Errors
+    /// As [`split`].
+    pub fn new(tx: Tx) -> Result<AsyncTx> {
+        Ok(AsyncTx {
+            io: register(tx.fd(), Interest::WRITABLE)?,
+            tx,
+        })
+    }
+
+    /// Ready when TX has room for a frame. When TX is full it reaps COMPLETION and
+    /// kicks the kernel; if that frees nothing it waits for `POLLOUT` (zero-copy:
+    /// the driver signals when it takes frames) or, in copy mode, where only kicks
+    /// move TX and nothing signals, yields to the scheduler and kicks again.
+    pub fn poll_send_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            if self.tx.make_room()? {
+                return Poll::Ready(Ok(()));
+            }
+            if !self.tx.report().zero_copy {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            let mut guard = match self.io.poll_write_ready(cx) {
+                Poll::Ready(Ok(g)) => g,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            };
+            if self.tx.make_room()? {
+                return Poll::Ready(Ok(()));
+            }
+            guard.clear_ready();
+        }
+    }
+
+    /// Queues `frame`, waiting for room on TX (never spinning on a full ring).
+    /// Cancelling drops the frame back into the pool.
+    ///
+    /// # Errors
+    /// As [`Tx::try_send`], except `Full`; the frame comes back in the error.
+    pub async fn send(&mut self, frame: Frame) -> std::result::Result<(), SendError> {
+        let mut frame = frame;
+        loop {
+            match self.tx.try_send(frame) {
+                Ok(()) => return Ok(()),
+                Err(e) if matches!(e.reason(), SendFailure::Full) => frame = e.into_frame(),
+                Err(e) => return Err(e),
+            }
+            if let Err(e) = poll_fn(|cx| self.poll_send_ready(cx)).await {
+                return Err(SendError::new(frame, SendFailure::Kernel(e)));
+            }
+        }
+    }
+
+    /// Queues all of `frames` (draining the vector), waiting for room as
+    /// [`AsyncTx::send`] does; returns how many were queued. Stops at a frame that
+    /// cannot be sent at all (left at the front of `frames`).
+    ///
+    /// # Errors
+    /// [`Error::Kernel`] (stage `Wakeup`) when waiting fails.
+    pub async fn send_batch(&mut self, frames: &mut Vec<Frame>) -> Result<usize> {
+        let mut total = 0;
+        while !frames.is_empty() {
+            let n = self.tx.send_batch(frames);
+            total += n;
+            if frames.is_empty() {
+                break;
+            }
+            if n == 0 && self.tx.make_room().map_err(wakeup_error)? {
+                // Room, yet nothing went: the front frame is unsendable.
+                break;
+            }
+            poll_fn(|cx| self.poll_send_ready(cx))
+                .await
+                .map_err(wakeup_error)?;
+        }
+        Ok(total)
+    }
+
+    /// Hands everything on TX to the kernel (kicking as often as needed, yielding
+    /// between kicks the device refused).
+    ///
+    /// # Errors
+    /// [`Error::Kernel`] (stage `Wakeup`) when a kick fails.
+    pub async fn flush(&mut self) -> Result<()> {
+        let mut stalls = 0u32;
+        loop {
+            let pending = self.tx.flush()?;
+            if pending == 0 {
+                return Ok(());
+            }
+            stalls += 1;
+            if stalls > 1000 {
+                // The device takes nothing (link down?): give up for now; frames stay
+                // queued and go with the next kick.
+                return Ok(());
+            }
+            ::tokio::task::yield_now().await;
+        }
+    }
+
+    /// [`Tx::try_send`].
+    ///
+    /// # Errors
+    /// As [`Tx::try_send`].
+    pub fn try_send(&mut self, frame: Frame) -> std::result::Result<(), SendError> {
+        self.tx.try_send(frame)
+    }
+
+    /// [`Tx::alloc`].
+    pub fn alloc(&mut self) -> Option<Frame> {
+        self.tx.alloc()
+    }
+
+    /// [`Tx::frame_counts`].
+    pub fn frame_counts(&mut self) -> FrameCounts {
+        self.tx.frame_counts()
+    }
+
+    /// The blocking handle inside.
+    pub fn get_ref(&self) -> &Tx {
+        &self.tx
+    }
+
+    /// The blocking handle inside, mutable.
+    pub fn get_mut(&mut self) -> &mut Tx {
+        &mut self.tx
+    }
+
+    /// Deregisters from tokio and returns the blocking handle.
+    pub fn into_inner(self) -> Tx {
+        self.tx
+    }
+}
