@@ -616,7 +616,8 @@ mod tests {
         let page = sys::page_size() as u32;
         let ok = || FluxBuilder::new("eth0");
         assert_eq!(check(ok()), Ok(()));
-        let table: Vec<(FluxBuilder, fn(&ConfigError) -> bool)> = vec![
+        type Case = (FluxBuilder, fn(&ConfigError) -> bool);
+        let table: Vec<Case> = vec![
             (FluxBuilder::new(""), |e| {
                 matches!(e, ConfigError::InterfaceName(_))
             }),

@@ -1,14 +1,20 @@
 //! `Flux`: one bound AF_XDP socket with its UMEM, rings, frame pool and program.
 
 use std::fmt;
+#[cfg(target_os = "linux")]
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
-use crate::error::{ConfigError, Error, Result, Stage};
+#[cfg(target_os = "linux")]
+use crate::error::ConfigError;
+use crate::error::{Error, Result, Stage};
 use crate::socket::{CompletionRing, FillRing, Rings, RxRing, TxRing, XskFd, XskStats};
+#[cfg(target_os = "linux")]
 use crate::sys;
 use crate::umem::{FrameCounts, FramePool, Umem};
-use crate::xdp::{AttachedMode, ProgramCounters, XdpProgram};
+#[cfg(target_os = "linux")]
+use crate::xdp::XdpProgram;
+use crate::xdp::{AttachedMode, ProgramCounters};
 
 /// Frames on or behind each ring of one socket.
 #[derive(Debug, Clone, Copy, Default)]
@@ -25,6 +31,7 @@ pub(crate) struct RingCounts {
 
 /// A user-owned XSKMAP to register a socket in (the `load_xdp(false)` path).
 #[derive(Debug)]
+#[cfg(target_os = "linux")]
 pub struct XskMapTarget {
     pub(crate) map: OwnedFd,
     pub(crate) key: u32,
@@ -103,10 +110,15 @@ impl fmt::Display for SetupReport {
 /// One AF_XDP socket bound to one queue, ready to move packets.
 ///
 /// Drop order: the program detaches (if this `Flux` holds the last reference), the
-/// rings are unmapped, the socket closes, and finally the UMEM is freed once no frame
-/// or handle refers to it.
+/// rings are unmapped, the socket closes (the kernel then takes it out of every XSKMAP
+/// it was in), and finally the UMEM is freed once no frame or handle refers to it.
 pub struct Flux {
+    #[cfg(target_os = "linux")]
     program: Option<Arc<XdpProgram>>,
+    /// Kept so the map outlives the registration; the kernel removes a socket from
+    /// every XSKMAP it is in when the socket closes, so nothing is undone by hand.
+    #[cfg(target_os = "linux")]
+    #[allow(dead_code)]
     user_map: Option<XskMapTarget>,
     pub(crate) rings: Rings,
     pub(crate) fd: XskFd,
@@ -124,6 +136,7 @@ impl fmt::Debug for Flux {
 }
 
 impl Flux {
+    #[cfg(target_os = "linux")]
     pub(crate) fn new(
         report: SetupReport,
         program: Option<Arc<XdpProgram>>,
@@ -156,8 +169,31 @@ impl Flux {
     pub fn umem(&self) -> &Arc<Umem> {
         &self.umem
     }
+    /// A Flux over a simulated device's rings.
+    #[cfg(feature = "sim")]
+    pub(crate) fn new_sim(
+        report: SetupReport,
+        fd: XskFd,
+        rings: Rings,
+        umem: Arc<Umem>,
+        pool: FramePool,
+    ) -> Flux {
+        Flux {
+            #[cfg(target_os = "linux")]
+            program: None,
+            #[cfg(target_os = "linux")]
+            user_map: None,
+            rings,
+            fd,
+            pool,
+            umem,
+            report,
+        }
+    }
+
     /// The attached program, to register more sockets (other queues) with
     /// [`FluxBuilder::program`](crate::FluxBuilder::program).
+    #[cfg(target_os = "linux")]
     pub fn program(&self) -> Option<&Arc<XdpProgram>> {
         self.program.as_ref()
     }
@@ -169,6 +205,9 @@ impl Flux {
     }
     /// The embedded program's counters for this queue (`None` without a program).
     pub fn program_counters(&self) -> Result<Option<ProgramCounters>> {
+        #[cfg(not(target_os = "linux"))]
+        return Ok(None);
+        #[cfg(target_os = "linux")]
         match &self.program {
             Some(p) => p.counters(self.report.queue).map(Some),
             None => Ok(None),
@@ -176,6 +215,7 @@ impl Flux {
     }
 
     /// Registers this socket at `key` in a user-owned XSKMAP.
+    #[cfg(target_os = "linux")]
     pub fn register_into(&self, map: impl AsFd, key: u32) -> Result<()> {
         sys::map_update_fd(map.as_fd(), key, self.fd.as_fd())
             .map_err(|e| Error::kernel(Stage::MapUpdate, e))
@@ -183,6 +223,7 @@ impl Flux {
 
     /// Takes this socket out of the program's XSKMAP (traffic goes to the kernel),
     /// or puts it back with `on = true`.
+    #[cfg(target_os = "linux")]
     pub fn set_registered(&self, on: bool) -> Result<()> {
         if let Some(p) = &self.program {
             if on {
@@ -197,6 +238,7 @@ impl Flux {
     /// Puts this socket at XSKMAP key `key` of its program, replacing whatever socket
     /// was there: traffic for that key moves to this socket at once (for example from
     /// another socket sharing the UMEM on the same queue).
+    #[cfg(target_os = "linux")]
     pub fn register_at(&mut self, key: u32) -> Result<()> {
         match &self.program {
             Some(p) => {
@@ -302,19 +344,5 @@ impl Flux {
             self.rings.rx.as_mut(),
             self.rings.tx.as_mut(),
         )
-    }
-}
-
-impl Drop for Flux {
-    fn drop(&mut self) {
-        if let Some(p) = &self.program {
-            // A shared program outlives us: take our socket out of its map.
-            if Arc::strong_count(p) > 1 {
-                let _ = p.unregister(self.report.queue);
-            }
-        }
-        if let Some(t) = &self.user_map {
-            let _ = sys::map_delete(t.map.as_fd(), t.key);
-        }
     }
 }

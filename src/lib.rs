@@ -62,6 +62,8 @@ pub mod proto;
 #[cfg(feature = "raw")]
 pub mod raw;
 pub mod ring;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod socket;
 pub mod sys;
 #[cfg(feature = "system")]

@@ -18,11 +18,14 @@ use std::ptr::NonNull;
 use std::sync::atomic::{fence, AtomicU32, Ordering};
 use std::sync::Arc;
 
-use crate::sys::{Mmap, XdpRingOffset, XDP_RING_NEED_WAKEUP};
+use crate::sys::XDP_RING_NEED_WAKEUP;
+#[cfg(target_os = "linux")]
+use crate::sys::{Mmap, XdpRingOffset};
 
 /// Who owns the memory a ring lives in. Kept alive as long as the ring.
 enum Backing {
     /// A ring of an XDP socket, mapped from the kernel.
+    #[cfg(target_os = "linux")]
     Kernel(#[allow(dead_code)] Mmap),
     /// An in-process ring shared by a producer and a consumer.
     Heap(#[allow(dead_code)] Arc<dyn HeapStorage>),
@@ -81,6 +84,7 @@ impl<T> RingPtrs<T> {
 }
 
 /// Maps the kernel's ring layout out of a socket ring mapping.
+#[cfg(target_os = "linux")]
 ///
 /// # Safety
 /// - `mem` MUST be the mapping of one XDP ring whose kernel offsets are `off`, and it
@@ -450,6 +454,7 @@ impl<T: Copy> Peek<'_, T> {
 }
 
 /// Which kernel ring to map.
+#[cfg(target_os = "linux")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum KernelRing {
     Fill,
@@ -458,6 +463,7 @@ pub(crate) enum KernelRing {
     Tx,
 }
 
+#[cfg(target_os = "linux")]
 impl KernelRing {
     fn pgoff(self) -> libc::off_t {
         match self {
@@ -483,6 +489,7 @@ impl KernelRing {
     }
 }
 
+#[cfg(target_os = "linux")]
 fn map_kernel<T>(
     fd: std::os::fd::BorrowedFd<'_>,
     which: KernelRing,
@@ -505,6 +512,7 @@ fn map_kernel<T>(
 
 /// Maps the producer end (FILL or TX) of a socket's ring. `size` must be the size the
 /// ring was created with on `fd`.
+#[cfg(target_os = "linux")]
 pub(crate) fn kernel_producer<T: Copy>(
     fd: std::os::fd::BorrowedFd<'_>,
     which: KernelRing,
@@ -516,6 +524,7 @@ pub(crate) fn kernel_producer<T: Copy>(
 }
 
 /// Maps the consumer end (RX or COMPLETION) of a socket's ring; as [`kernel_producer`].
+#[cfg(target_os = "linux")]
 pub(crate) fn kernel_consumer<T: Copy>(
     fd: std::os::fd::BorrowedFd<'_>,
     which: KernelRing,

@@ -2,14 +2,23 @@
 //! statistics and options; and the four typed rings.
 
 use std::io;
+#[cfg(target_os = "linux")]
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(target_os = "linux")]
+use std::time::Instant;
 
+#[cfg(target_os = "linux")]
 use crate::error::{Error, Result, Stage};
-use crate::ring::{self, Consumer, KernelRing, Peek, Producer, Reservation};
-use crate::sys::{self, XdpDesc, XdpMmapOffsets, XdpStatistics};
+#[cfg(target_os = "linux")]
+use crate::ring::{self, KernelRing};
+use crate::ring::{Consumer, Peek, Producer, Reservation};
+#[cfg(target_os = "linux")]
+use crate::sys::{self, XdpMmapOffsets};
+use crate::sys::{XdpDesc, XdpStatistics};
+#[cfg(target_os = "linux")]
 use crate::umem::Umem;
 
 /// How the socket moves packets between driver and UMEM.
@@ -80,13 +89,14 @@ impl From<XdpStatistics> for XskStats {
     }
 }
 
-/// The socket file descriptor, shared by the rings and handles made from it.
+/// The socket, shared by the rings and handles made from it: a kernel AF_XDP socket,
+/// or (with the `sim` feature) a [simulated device](crate::sim).
 #[derive(Debug, Clone)]
 pub struct XskFd(Arc<FdInner>);
 
 #[derive(Debug)]
 struct FdInner {
-    fd: OwnedFd,
+    kind: Kind,
     /// `sendto` calls made (TX kicks).
     kicks: AtomicU64,
     /// Kicks that returned EBUSY: in copy mode each is one frame the device dropped
@@ -94,19 +104,53 @@ struct FdInner {
     device_drops: AtomicU64,
 }
 
+#[derive(Debug)]
+enum Kind {
+    #[cfg(target_os = "linux")]
+    Kernel(OwnedFd),
+    #[cfg(feature = "sim")]
+    Sim(Arc<crate::sim::Shared>),
+}
+
+/// The descriptor to wait on: the socket, or the simulated device's readiness
+/// eventfd (readable once RX gets packets).
+#[cfg(target_os = "linux")]
 impl AsFd for XskFd {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.0.fd.as_fd()
+        match &self.0.kind {
+            Kind::Kernel(fd) => fd.as_fd(),
+            #[cfg(feature = "sim")]
+            Kind::Sim(dev) => dev.event_fd(),
+        }
     }
 }
 
 impl XskFd {
-    fn new(fd: OwnedFd) -> XskFd {
+    fn from_kind(kind: Kind) -> XskFd {
         XskFd(Arc::new(FdInner {
-            fd,
+            kind,
             kicks: AtomicU64::new(0),
             device_drops: AtomicU64::new(0),
         }))
+    }
+
+    #[cfg(target_os = "linux")]
+    fn new(fd: OwnedFd) -> XskFd {
+        Self::from_kind(Kind::Kernel(fd))
+    }
+
+    #[cfg(feature = "sim")]
+    pub(crate) fn sim(dev: Arc<crate::sim::Shared>) -> XskFd {
+        Self::from_kind(Kind::Sim(dev))
+    }
+
+    /// This is a simulated device, not a kernel socket.
+    pub fn is_simulated(&self) -> bool {
+        #[cfg(feature = "sim")]
+        if let Kind::Sim(_) = &self.0.kind {
+            return true;
+        }
+        false
     }
 
     /// Kicks TX: `sendto(MSG_DONTWAIT)`. Transient errors (`EAGAIN`, `EBUSY`,
@@ -118,14 +162,19 @@ impl XskFd {
     pub fn kick_tx(&self) -> io::Result<bool> {
         // Relaxed: statistics only.
         self.0.kicks.fetch_add(1, Ordering::Relaxed);
-        match sys::kick_tx(self.as_fd()) {
-            Ok(()) => Ok(true),
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                self.0.device_drops.fetch_add(1, Ordering::Relaxed);
-                Ok(false)
-            }
-            Err(e) if is_transient(&e) => Ok(false),
-            Err(e) => Err(e),
+        match &self.0.kind {
+            #[cfg(target_os = "linux")]
+            Kind::Kernel(fd) => match sys::kick_tx(fd.as_fd()) {
+                Ok(()) => Ok(true),
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    self.0.device_drops.fetch_add(1, Ordering::Relaxed);
+                    Ok(false)
+                }
+                Err(e) if is_transient(&e) => Ok(false),
+                Err(e) => Err(e),
+            },
+            #[cfg(feature = "sim")]
+            Kind::Sim(dev) => Ok(dev.kick()),
         }
     }
 
@@ -142,62 +191,89 @@ impl XskFd {
 
     /// Wakes the kernel's RX side (FILL refilled while it slept): `recvfrom(MSG_DONTWAIT)`.
     pub fn wake_rx(&self) -> io::Result<()> {
-        match sys::kick_rx(self.as_fd()) {
-            Ok(()) => Ok(()),
-            Err(e) if is_transient(&e) => Ok(()),
-            Err(e) => Err(e),
+        match &self.0.kind {
+            #[cfg(target_os = "linux")]
+            Kind::Kernel(fd) => match sys::kick_rx(fd.as_fd()) {
+                Ok(()) => Ok(()),
+                Err(e) if is_transient(&e) => Ok(()),
+                Err(e) => Err(e),
+            },
+            #[cfg(feature = "sim")]
+            Kind::Sim(_) => Ok(()),
         }
     }
 
     /// Waits for `POLLIN` (RX non-empty) and/or `POLLOUT` (TX has room).
     /// Returns the ready events; an empty result is a timeout.
     pub fn poll(&self, rx: bool, tx: bool, timeout: Option<Duration>) -> io::Result<PollEvents> {
-        let mut ev = 0;
-        if rx {
-            ev |= libc::POLLIN;
-        }
-        if tx {
-            ev |= libc::POLLOUT;
-        }
-        loop {
-            match sys::poll_fd(self.as_fd(), ev, timeout) {
-                Ok(r) => {
-                    return Ok(PollEvents {
-                        readable: r & libc::POLLIN != 0,
-                        writable: r & libc::POLLOUT != 0,
-                        error: r & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0,
-                    })
+        match &self.0.kind {
+            #[cfg(target_os = "linux")]
+            Kind::Kernel(fd) => {
+                let mut ev = 0;
+                if rx {
+                    ev |= libc::POLLIN;
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+                if tx {
+                    ev |= libc::POLLOUT;
+                }
+                loop {
+                    match sys::poll_fd(fd.as_fd(), ev, timeout) {
+                        Ok(r) => {
+                            return Ok(PollEvents {
+                                readable: r & libc::POLLIN != 0,
+                                writable: r & libc::POLLOUT != 0,
+                                error: r & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0,
+                            })
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
             }
+            #[cfg(feature = "sim")]
+            Kind::Sim(dev) => Ok(dev.poll(rx, tx, timeout)),
         }
     }
 
     /// Reads `XDP_STATISTICS`, accepting the short v1 layout of old kernels.
     pub fn statistics(&self) -> io::Result<XskStats> {
-        let (s, len): (XdpStatistics, usize) =
-            sys::getsockopt(self.as_fd(), sys::SOL_XDP, sys::XDP_STATISTICS)?;
-        let mut s = s;
-        if len < std::mem::size_of::<XdpStatistics>() {
-            // v1 (24 bytes): the newer fields were not written.
-            s.rx_ring_full = 0;
-            s.rx_fill_ring_empty_descs = 0;
-            s.tx_ring_empty_descs = 0;
+        match &self.0.kind {
+            #[cfg(target_os = "linux")]
+            Kind::Kernel(fd) => {
+                let (s, len): (XdpStatistics, usize) =
+                    sys::getsockopt(fd.as_fd(), sys::SOL_XDP, sys::XDP_STATISTICS)?;
+                let mut s = s;
+                if len < std::mem::size_of::<XdpStatistics>() {
+                    // v1 (24 bytes): the newer fields were not written.
+                    s.rx_ring_full = 0;
+                    s.rx_fill_ring_empty_descs = 0;
+                    s.tx_ring_empty_descs = 0;
+                }
+                Ok(s.into())
+            }
+            #[cfg(feature = "sim")]
+            Kind::Sim(dev) => Ok(dev.statistics()),
         }
-        Ok(s.into())
     }
 
     /// `XDP_OPTIONS`: whether the bound socket runs in zero-copy mode.
     pub fn zero_copy(&self) -> io::Result<bool> {
-        let (o, _): (sys::XdpOptions, usize) =
-            sys::getsockopt(self.as_fd(), sys::SOL_XDP, sys::XDP_OPTIONS)?;
-        Ok(o.flags & sys::XDP_OPTIONS_ZEROCOPY != 0)
+        match &self.0.kind {
+            #[cfg(target_os = "linux")]
+            Kind::Kernel(fd) => {
+                let (o, _): (sys::XdpOptions, usize) =
+                    sys::getsockopt(fd.as_fd(), sys::SOL_XDP, sys::XDP_OPTIONS)?;
+                Ok(o.flags & sys::XDP_OPTIONS_ZEROCOPY != 0)
+            }
+            #[cfg(feature = "sim")]
+            Kind::Sim(_) => Ok(false),
+        }
     }
 
-    /// The raw descriptor, for registering in an XSKMAP.
+    /// The raw descriptor (for registering in an XSKMAP, or waiting on).
+    #[cfg(target_os = "linux")]
     pub fn raw(&self) -> i32 {
-        self.0.fd.as_raw_fd()
+        self.as_fd().as_raw_fd()
     }
 }
 
@@ -212,6 +288,7 @@ pub struct PollEvents {
     pub error: bool,
 }
 
+#[cfg(target_os = "linux")]
 pub(crate) fn is_transient(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
@@ -420,6 +497,7 @@ pub struct Rings {
 }
 
 /// What `bind` needs.
+#[cfg(target_os = "linux")]
 #[derive(Debug, Clone)]
 pub(crate) struct BindParams {
     pub ifname: String,
@@ -434,6 +512,7 @@ pub(crate) struct BindParams {
     pub busy_retry: Duration,
 }
 
+#[cfg(target_os = "linux")]
 /// Creates an XDP socket; registers `umem` (unless `register` is false, for a socket
 /// that shares another's UMEM); sizes and maps the rings it needs.
 pub(crate) fn create(umem: &Umem, register: bool, sizes: RingSizes) -> Result<(XskFd, Rings)> {
@@ -512,6 +591,7 @@ pub(crate) fn create(umem: &Umem, register: bool, sizes: RingSizes) -> Result<(X
     Ok((XskFd::new(fd), rings))
 }
 
+#[cfg(target_os = "linux")]
 /// Binds the socket to (interface, queue). Retries `EBUSY` for up to
 /// `p.busy_retry`, because the kernel frees a closed socket's queue in the background.
 pub(crate) fn bind(fd: &XskFd, p: &BindParams) -> Result<()> {

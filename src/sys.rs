@@ -8,29 +8,24 @@
 // Constants keep the kernel's names from <linux/if_xdp.h>; see that header for each.
 #![allow(missing_docs)]
 
-use std::ffi::CString;
-use std::io;
 use std::mem::{offset_of, size_of};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::ptr::NonNull;
-use std::time::Duration;
 
 /// `AF_XDP` address family.
-pub const AF_XDP: libc::c_int = 44;
+pub const AF_XDP: i32 = 44;
 /// `SOL_XDP` socket option level.
-pub const SOL_XDP: libc::c_int = 283;
+pub const SOL_XDP: i32 = 283;
 
 /// Socket options at `SOL_XDP`.
-pub const XDP_MMAP_OFFSETS: libc::c_int = 1;
-pub const XDP_RX_RING: libc::c_int = 2;
-pub const XDP_TX_RING: libc::c_int = 3;
-pub const XDP_UMEM_REG: libc::c_int = 4;
-pub const XDP_UMEM_FILL_RING: libc::c_int = 5;
-pub const XDP_UMEM_COMPLETION_RING: libc::c_int = 6;
-pub const XDP_STATISTICS: libc::c_int = 7;
-pub const XDP_OPTIONS: libc::c_int = 8;
+pub const XDP_MMAP_OFFSETS: i32 = 1;
+pub const XDP_RX_RING: i32 = 2;
+pub const XDP_TX_RING: i32 = 3;
+pub const XDP_UMEM_REG: i32 = 4;
+pub const XDP_UMEM_FILL_RING: i32 = 5;
+pub const XDP_UMEM_COMPLETION_RING: i32 = 6;
+pub const XDP_STATISTICS: i32 = 7;
+pub const XDP_OPTIONS: i32 = 8;
 /// Copy-mode TX descriptors handled per `sendto` (kernel ≥ 6.17; range 32..=TX size).
-pub const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
+pub const XDP_MAX_TX_SKB_BUDGET: i32 = 9;
 
 /// `sxdp_flags` bits for bind.
 pub const XDP_SHARED_UMEM: u16 = 1 << 0;
@@ -49,10 +44,10 @@ pub const XDP_OPTIONS_ZEROCOPY: u32 = 1 << 0;
 pub const XDP_PKT_CONTD: u32 = 1 << 0;
 
 /// mmap page offsets of the four rings.
-pub const XDP_PGOFF_RX_RING: libc::off_t = 0;
-pub const XDP_PGOFF_TX_RING: libc::off_t = 0x8000_0000;
-pub const XDP_UMEM_PGOFF_FILL_RING: libc::off_t = 0x1_0000_0000;
-pub const XDP_UMEM_PGOFF_COMPLETION_RING: libc::off_t = 0x1_8000_0000;
+pub const XDP_PGOFF_RX_RING: i64 = 0;
+pub const XDP_PGOFF_TX_RING: i64 = 0x8000_0000;
+pub const XDP_UMEM_PGOFF_FILL_RING: i64 = 0x1_0000_0000;
+pub const XDP_UMEM_PGOFF_COMPLETION_RING: i64 = 0x1_8000_0000;
 
 /// Unaligned-chunk addresses carry the offset in the upper 16 bits.
 pub const XSK_UNALIGNED_BUF_OFFSET_SHIFT: u32 = 48;
@@ -155,517 +150,568 @@ const _: () = {
     assert!(offset_of!(XdpDesc, options) == 12);
 };
 
-fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
-/// `socket(AF_XDP, SOCK_RAW | SOCK_CLOEXEC, 0)`.
-pub fn xsk_socket() -> io::Result<OwnedFd> {
-    // SAFETY: plain syscall; the returned fd is fresh and owned by us.
-    let fd = cvt(unsafe { libc::socket(AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) })?;
-    // SAFETY: `fd` is a valid, open descriptor nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// `setsockopt` with a `repr(C)` value passed at its full size.
-pub fn setsockopt<T: Copy>(
-    fd: BorrowedFd<'_>,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: &T,
-) -> io::Result<()> {
-    // SAFETY: `value` is a valid `T` for `size_of::<T>()` bytes; the kernel only reads.
-    cvt(unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (value as *const T).cast(),
-            size_of::<T>() as libc::socklen_t,
-        )
-    })
-    .map(drop)
-}
-
-/// `getsockopt` into a zeroed `T`; returns the value and the length the kernel wrote.
-pub fn getsockopt<T: Copy + Default>(
-    fd: BorrowedFd<'_>,
-    level: libc::c_int,
-    name: libc::c_int,
-) -> io::Result<(T, usize)> {
-    let mut value = T::default();
-    let mut len = size_of::<T>() as libc::socklen_t;
-    // SAFETY: `value` is writable for `len` bytes and `len` is a valid in/out pointer.
-    cvt(unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (&mut value as *mut T).cast(),
-            &mut len,
-        )
-    })?;
-    Ok((value, len as usize))
-}
-
-/// `bind` an XDP socket.
-pub fn bind_xdp(fd: BorrowedFd<'_>, addr: &SockaddrXdp) -> io::Result<()> {
-    // SAFETY: `addr` is a valid `sockaddr_xdp` of the size we pass.
-    cvt(unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (addr as *const SockaddrXdp).cast(),
-            size_of::<SockaddrXdp>() as libc::socklen_t,
-        )
-    })
-    .map(drop)
-}
-
-/// `sendto(fd, NULL, 0, MSG_DONTWAIT, NULL, 0)`: the TX kick.
-pub fn kick_tx(fd: BorrowedFd<'_>) -> io::Result<()> {
-    // SAFETY: a zero-length send with null buffer and address is what the kernel expects.
-    cvt(unsafe {
-        libc::sendto(
-            fd.as_raw_fd(),
-            std::ptr::null(),
-            0,
-            libc::MSG_DONTWAIT,
-            std::ptr::null(),
-            0,
-        ) as libc::c_int
-    })
-    .map(drop)
-}
-
-/// `recvfrom(fd, NULL, 0, MSG_DONTWAIT, NULL, NULL)`: wakes the RX/FILL side.
-pub fn kick_rx(fd: BorrowedFd<'_>) -> io::Result<()> {
-    // SAFETY: zero-length receive with null buffers.
-    cvt(unsafe {
-        libc::recvfrom(
-            fd.as_raw_fd(),
-            std::ptr::null_mut(),
-            0,
-            libc::MSG_DONTWAIT,
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-        ) as libc::c_int
-    })
-    .map(drop)
-}
-
-/// `poll` one fd for `events`; returns the revents (0 on timeout). `None` waits forever.
-pub fn poll_fd(fd: BorrowedFd<'_>, events: i16, timeout: Option<Duration>) -> io::Result<i16> {
-    let mut pfd = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events,
-        revents: 0,
-    };
-    let ms = match timeout {
-        None => -1,
-        Some(d) => d.as_millis().min(i32::MAX as u128) as libc::c_int,
-    };
-    // SAFETY: one valid pollfd.
-    let n = cvt(unsafe { libc::poll(&mut pfd, 1, ms) })?;
-    Ok(if n == 0 { 0 } else { pfd.revents })
-}
-
-/// `if_nametoindex`; `Ok(None)` when no such interface exists.
-pub fn if_nametoindex(name: &str) -> io::Result<Option<u32>> {
-    let c = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: `c` is a valid NUL-terminated string.
-    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if idx == 0 {
-        let e = io::Error::last_os_error();
-        return match e.raw_os_error() {
-            Some(libc::ENODEV) | Some(libc::ENXIO) | Some(0) | None => Ok(None),
-            _ => Err(e),
-        };
-    }
-    Ok(Some(idx))
-}
-
-#[repr(C)]
-#[derive(Default)]
-struct EthtoolChannels {
-    cmd: u32,
-    max_rx: u32,
-    max_tx: u32,
-    max_other: u32,
-    max_combined: u32,
-    rx_count: u32,
-    tx_count: u32,
-    other_count: u32,
-    combined_count: u32,
-}
-
-#[repr(C)]
-struct IfreqData {
-    name: [libc::c_char; libc::IFNAMSIZ],
-    data: *mut libc::c_void,
-    _pad: [u8; 16],
-}
-
-/// Active queue counts of an interface as `(rx, tx)`, from `ETHTOOL_GCHANNELS`.
-///
-/// Drivers report either separate rx/tx counts or combined channels; both are folded
-/// in. Returns `Ok(None)` when the driver does not implement the call.
-pub fn ethtool_channels(ifname: &str) -> io::Result<Option<(u32, u32)>> {
-    const SIOCETHTOOL: libc::c_ulong = 0x8946;
-    const ETHTOOL_GCHANNELS: u32 = 0x3c;
-    if ifname.len() >= libc::IFNAMSIZ {
-        return Err(io::Error::from(io::ErrorKind::InvalidInput));
-    }
-    // SAFETY: plain syscall; the fd is wrapped immediately.
-    let sock =
-        cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
-    // SAFETY: fresh fd we own.
-    let sock = unsafe { OwnedFd::from_raw_fd(sock) };
-    let mut ch = EthtoolChannels {
-        cmd: ETHTOOL_GCHANNELS,
-        ..Default::default()
-    };
-    let mut ifr = IfreqData {
-        name: [0; libc::IFNAMSIZ],
-        data: (&mut ch as *mut EthtoolChannels).cast(),
-        _pad: [0; 16],
-    };
-    for (dst, src) in ifr.name.iter_mut().zip(ifname.bytes()) {
-        *dst = src as libc::c_char;
-    }
-    // SAFETY: `ifr` is a valid ifreq whose data points at a live ethtool_channels.
-    let ret = unsafe { libc::ioctl(sock.as_raw_fd(), SIOCETHTOOL as _, &mut ifr) };
-    if ret < 0 {
-        let e = io::Error::last_os_error();
-        return match e.raw_os_error() {
-            Some(libc::EOPNOTSUPP) => Ok(None),
-            _ => Err(e),
-        };
-    }
-    let rx = ch.rx_count.max(ch.combined_count);
-    let tx = ch.tx_count.max(ch.combined_count);
-    Ok(Some((rx, tx)))
-}
-
-/// An owned `mmap` region, unmapped on drop.
-#[derive(Debug)]
-pub struct Mmap {
-    ptr: NonNull<u8>,
-    len: usize,
-}
-
-// SAFETY: the region is plain memory; who may touch which bytes is governed by the
-// ring and frame ownership protocols built on top, not by the mapping itself.
-unsafe impl Send for Mmap {}
-// SAFETY: as above; `Mmap` itself exposes only the raw pointer.
-unsafe impl Sync for Mmap {}
-
-impl Mmap {
-    /// Maps a ring of the XDP socket `fd` at page offset `pgoff`.
-    pub fn ring(fd: BorrowedFd<'_>, len: usize, pgoff: libc::off_t) -> io::Result<Self> {
-        Self::map(
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_POPULATE,
-            fd.as_raw_fd(),
-            pgoff,
-        )
-    }
-
-    /// Anonymous private memory (UMEM backing), optionally from huge pages.
-    pub fn anonymous(len: usize, huge: bool) -> io::Result<Self> {
-        let mut flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE;
-        if huge {
-            flags |= libc::MAP_HUGETLB;
-        }
-        Self::map(len, libc::PROT_READ | libc::PROT_WRITE, flags, -1, 0)
-    }
-
-    fn map(len: usize, prot: i32, flags: i32, fd: RawFd, off: libc::off_t) -> io::Result<Self> {
-        if len == 0 {
-            return Err(io::Error::from(io::ErrorKind::InvalidInput));
-        }
-        // SAFETY: a fresh mapping chosen by the kernel; arguments are checked by it.
-        let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, fd, off) };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        NonNull::new(p.cast::<u8>())
-            .map(|ptr| Mmap { ptr, len })
-            .ok_or_else(|| io::Error::from(io::ErrorKind::Other))
-    }
-
-    /// Start of the mapping.
-    pub fn as_ptr(&self) -> *mut u8 {
-        self.ptr.as_ptr()
-    }
-
-    /// Length in bytes.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Never true: empty mappings are refused at creation.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-}
-
-impl Drop for Mmap {
-    fn drop(&mut self) {
-        // SAFETY: we own the mapping and nothing refers to it once we are dropped.
-        unsafe {
-            libc::munmap(self.ptr.as_ptr().cast(), self.len);
-        }
-    }
-}
-
-/// The system page size.
-pub fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if v <= 0 {
-        4096
-    } else {
-        v as usize
-    }
-}
-
-/// Current `RLIMIT_MEMLOCK` soft limit in bytes (`None` = unlimited).
-pub fn memlock_limit() -> Option<u64> {
-    let mut r = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `r` is a valid out pointer.
-    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut r) } != 0 {
-        return None;
-    }
-    if r.rlim_cur == libc::RLIM_INFINITY {
-        None
-    } else {
-        Some(r.rlim_cur)
-    }
-}
-
-/// Attaches `prog_fd` to `ifindex` as an XDP `bpf_link` with the given `XDP_FLAGS_*`
-/// mode bits. The returned fd owns the link: closing it detaches the program.
-#[cfg(target_os = "linux")]
-pub fn xdp_link_create(prog_fd: BorrowedFd<'_>, ifindex: u32, flags: u32) -> io::Result<OwnedFd> {
-    // SAFETY: zero is a valid bit pattern for this plain-data opts struct.
-    let mut opts: libbpf_sys::bpf_link_create_opts = unsafe { std::mem::zeroed() };
-    opts.sz = size_of::<libbpf_sys::bpf_link_create_opts>() as _;
-    opts.flags = flags;
-    // SAFETY: valid fds and a fully initialised opts struct; libbpf returns -errno.
-    let fd = unsafe {
-        libbpf_sys::bpf_link_create(
-            prog_fd.as_raw_fd(),
-            ifindex as libc::c_int,
-            libbpf_sys::BPF_XDP,
-            &opts,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::from_raw_os_error(-fd));
-    }
-    // SAFETY: a fresh link fd owned by us.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// Name and id of the XDP program attached to `ifindex` in any mode, if one is.
-#[cfg(target_os = "linux")]
-pub fn xdp_query(ifindex: u32) -> io::Result<Option<(u32, String)>> {
-    // SAFETY: zero is a valid bit pattern for this plain-data struct.
-    let mut q: libbpf_sys::bpf_xdp_query_opts = unsafe { std::mem::zeroed() };
-    q.sz = size_of::<libbpf_sys::bpf_xdp_query_opts>() as _;
-    // SAFETY: `q` is a valid, sized opts struct.
-    let ret = unsafe { libbpf_sys::bpf_xdp_query(ifindex as libc::c_int, 0, &mut q) };
-    if ret < 0 {
-        return Err(io::Error::from_raw_os_error(-ret));
-    }
-    let id = [q.prog_id, q.drv_prog_id, q.skb_prog_id, q.hw_prog_id]
-        .into_iter()
-        .find(|&i| i != 0);
-    let Some(id) = id else { return Ok(None) };
-    Ok(Some((id, prog_name(id).unwrap_or_else(|_| "?".into()))))
-}
-
-/// The name of the BPF program with this id.
-#[cfg(target_os = "linux")]
-pub fn prog_name(id: u32) -> io::Result<String> {
-    // SAFETY: plain libbpf call returning an fd or -errno.
-    let fd = unsafe { libbpf_sys::bpf_prog_get_fd_by_id(id) };
-    if fd < 0 {
-        return Err(io::Error::from_raw_os_error(-fd));
-    }
-    // SAFETY: fresh fd we own.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: zero is valid for this plain-data struct.
-    let mut info: libbpf_sys::bpf_prog_info = unsafe { std::mem::zeroed() };
-    let mut len = size_of::<libbpf_sys::bpf_prog_info>() as u32;
-    // SAFETY: `info` is writable for `len` bytes.
-    let ret = unsafe { libbpf_sys::bpf_prog_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) };
-    if ret < 0 {
-        return Err(io::Error::from_raw_os_error(-ret));
-    }
-    let name: Vec<u8> = info
-        .name
-        .iter()
-        .take_while(|&&c| c != 0)
-        .map(|&c| c as u8)
-        .collect();
-    Ok(String::from_utf8_lossy(&name).into_owned())
-}
-
-/// Detaches whatever XDP program is attached to `ifindex` in the given mode through
-/// netlink (the fallback path for kernels without XDP links).
-#[cfg(target_os = "linux")]
-pub fn xdp_netlink_attach(
-    ifindex: u32,
-    prog_fd: Option<BorrowedFd<'_>>,
-    flags: u32,
-) -> io::Result<()> {
-    let fd = prog_fd.map(|f| f.as_raw_fd()).unwrap_or(-1);
-    // SAFETY: plain libbpf call; a null opts pointer is allowed.
-    let ret =
-        unsafe { libbpf_sys::bpf_xdp_attach(ifindex as libc::c_int, fd, flags, std::ptr::null()) };
-    if ret < 0 {
-        return Err(io::Error::from_raw_os_error(-ret));
-    }
-    Ok(())
-}
-
-/// Sets an integer socket option at `SOL_SOCKET`.
-pub fn setsockopt_int(fd: BorrowedFd<'_>, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
-    setsockopt(fd, libc::SOL_SOCKET, name, &value)
-}
-
-/// Pins the calling thread to one CPU.
-pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
-    // SAFETY: zeroed cpu_set_t is the empty set; CPU_SET bounds-checks internally.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if cpu >= 8 * size_of::<libc::cpu_set_t>() {
-            return Err(io::Error::from(io::ErrorKind::InvalidInput));
-        }
-        libc::CPU_SET(cpu, &mut set);
-        cvt(libc::sched_setaffinity(
-            0,
-            size_of::<libc::cpu_set_t>(),
-            &set,
-        ))
-        .map(drop)
-    }
-}
-
-/// The effective user id is root.
-pub fn is_root() -> bool {
-    // SAFETY: no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// Writes `value_fd` at `key` into the BPF map `map_fd` (an XSKMAP owned by the user).
-#[cfg(target_os = "linux")]
-pub fn map_update_fd(map_fd: BorrowedFd<'_>, key: u32, value_fd: BorrowedFd<'_>) -> io::Result<()> {
-    let k = key;
-    let v = value_fd.as_raw_fd() as u32;
-    // SAFETY: key and value point at live u32s, the sizes an XSKMAP uses.
-    let ret = unsafe {
-        libbpf_sys::bpf_map_update_elem(
-            map_fd.as_raw_fd(),
-            (&k as *const u32).cast(),
-            (&v as *const u32).cast(),
-            0,
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::from_raw_os_error(-ret));
-    }
-    Ok(())
-}
-
-/// Deletes `key` from the BPF map `map_fd`; a missing key is not an error.
-#[cfg(target_os = "linux")]
-pub fn map_delete(map_fd: BorrowedFd<'_>, key: u32) -> io::Result<()> {
-    let k = key;
-    // SAFETY: key points at a live u32.
-    let ret =
-        unsafe { libbpf_sys::bpf_map_delete_elem(map_fd.as_raw_fd(), (&k as *const u32).cast()) };
-    if ret < 0 && -ret != libc::ENOENT {
-        return Err(io::Error::from_raw_os_error(-ret));
-    }
-    Ok(())
-}
-
-/// XDP feature flags the driver advertises (`NETDEV_XDP_ACT_*`), from `bpf_xdp_query`.
-#[cfg(target_os = "linux")]
-pub fn xdp_features(ifindex: u32) -> io::Result<u64> {
-    // SAFETY: zero is a valid bit pattern for this plain-data struct.
-    let mut q: libbpf_sys::bpf_xdp_query_opts = unsafe { std::mem::zeroed() };
-    q.sz = size_of::<libbpf_sys::bpf_xdp_query_opts>() as _;
-    // SAFETY: `q` is a valid, sized opts struct.
-    let ret = unsafe { libbpf_sys::bpf_xdp_query(ifindex as libc::c_int, 0, &mut q) };
-    if ret < 0 {
-        return Err(io::Error::from_raw_os_error(-ret));
-    }
-    Ok(q.feature_flags)
-}
-
 /// `NETDEV_XDP_ACT_XSK_ZEROCOPY`.
 pub const NETDEV_XDP_ACT_XSK_ZEROCOPY: u64 = 1 << 3;
+
 /// `NETDEV_XDP_ACT_RX_SG`.
 pub const NETDEV_XDP_ACT_RX_SG: u64 = 1 << 5;
 
 /// `SO_BUSY_POLL` (µs to busy-poll in blocking calls).
-pub const SO_BUSY_POLL: libc::c_int = 46;
+pub const SO_BUSY_POLL: i32 = 46;
+
 /// `SO_PREFER_BUSY_POLL`.
-pub const SO_PREFER_BUSY_POLL: libc::c_int = 69;
+pub const SO_PREFER_BUSY_POLL: i32 = 69;
+
 /// `SO_BUSY_POLL_BUDGET`.
-pub const SO_BUSY_POLL_BUDGET: libc::c_int = 70;
+pub const SO_BUSY_POLL_BUDGET: i32 = 70;
 
-/// A non-blocking, close-on-exec `eventfd` (used to wake pollers on stop).
-pub fn eventfd() -> io::Result<OwnedFd> {
-    // SAFETY: plain syscall; the fd is wrapped at once.
-    let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
-    // SAFETY: fresh fd we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
+/// Memory mappings (Unix).
+#[cfg(unix)]
+mod mem {
+    use std::io;
+    #[cfg(target_os = "linux")]
+    use std::os::fd::{AsRawFd, BorrowedFd};
+    use std::ptr::NonNull;
 
-/// Adds 1 to an eventfd.
-pub fn eventfd_signal(fd: BorrowedFd<'_>) -> io::Result<()> {
-    let one: u64 = 1;
-    // SAFETY: writes 8 bytes from a live u64.
-    let n = unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
-    if n < 0 {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EAGAIN) {
-            return Ok(()); // counter saturated: already signalled
-        }
-        return Err(e);
+    /// An owned `mmap` region, unmapped on drop.
+    #[derive(Debug)]
+    pub struct Mmap {
+        ptr: NonNull<u8>,
+        len: usize,
     }
-    Ok(())
+
+    // SAFETY: the region is plain memory; who may touch which bytes is governed by the
+    // ring and frame ownership protocols built on top, not by the mapping itself.
+    unsafe impl Send for Mmap {}
+    // SAFETY: as above; `Mmap` itself exposes only the raw pointer.
+    unsafe impl Sync for Mmap {}
+
+    impl Mmap {
+        /// Maps a ring of the XDP socket `fd` at page offset `pgoff`.
+        #[cfg(target_os = "linux")]
+        pub fn ring(fd: BorrowedFd<'_>, len: usize, pgoff: libc::off_t) -> io::Result<Self> {
+            Self::map(
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                fd.as_raw_fd(),
+                pgoff,
+            )
+        }
+
+        /// Anonymous private memory (UMEM backing), optionally from huge pages.
+        pub fn anonymous(len: usize, huge: bool) -> io::Result<Self> {
+            let mut flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+            #[cfg(target_os = "linux")]
+            {
+                flags |= libc::MAP_POPULATE;
+                if huge {
+                    flags |= libc::MAP_HUGETLB;
+                }
+            }
+            #[cfg(not(target_os = "linux"))]
+            if huge {
+                return Err(io::Error::from(io::ErrorKind::Unsupported));
+            }
+            Self::map(len, libc::PROT_READ | libc::PROT_WRITE, flags, -1, 0)
+        }
+
+        fn map(len: usize, prot: i32, flags: i32, fd: i32, off: libc::off_t) -> io::Result<Self> {
+            if len == 0 {
+                return Err(io::Error::from(io::ErrorKind::InvalidInput));
+            }
+            // SAFETY: a fresh mapping chosen by the kernel; arguments are checked by it.
+            let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, fd, off) };
+            if p == libc::MAP_FAILED {
+                return Err(io::Error::last_os_error());
+            }
+            NonNull::new(p.cast::<u8>())
+                .map(|ptr| Mmap { ptr, len })
+                .ok_or_else(|| io::Error::from(io::ErrorKind::Other))
+        }
+
+        /// Start of the mapping.
+        pub fn as_ptr(&self) -> *mut u8 {
+            self.ptr.as_ptr()
+        }
+
+        /// Length in bytes.
+        pub fn len(&self) -> usize {
+            self.len
+        }
+
+        /// Never true: empty mappings are refused at creation.
+        pub fn is_empty(&self) -> bool {
+            self.len == 0
+        }
+    }
+
+    impl Drop for Mmap {
+        fn drop(&mut self) {
+            // SAFETY: we own the mapping and nothing refers to it once we are dropped.
+            unsafe {
+                libc::munmap(self.ptr.as_ptr().cast(), self.len);
+            }
+        }
+    }
+
+    /// The system page size.
+    pub fn page_size() -> usize {
+        // SAFETY: sysconf has no preconditions.
+        let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        if v <= 0 {
+            4096
+        } else {
+            v as usize
+        }
+    }
+}
+#[cfg(unix)]
+pub use mem::*;
+
+/// The page size assumed where there is no `sysconf` (the simulated device on Windows).
+#[cfg(not(unix))]
+pub fn page_size() -> usize {
+    4096
 }
 
-/// `poll` on several fds; fills each entry's `revents`; returns how many are ready.
-pub fn poll_many(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<usize> {
-    let ms = match timeout {
-        None => -1,
-        Some(d) => d.as_millis().min(i32::MAX as u128) as libc::c_int,
-    };
-    // SAFETY: `fds` is a valid, writable array of pollfd of the given length.
-    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-    if n < 0 {
-        let e = io::Error::last_os_error();
-        if e.kind() == io::ErrorKind::Interrupted {
-            return Ok(0);
+/// System calls (Linux only).
+#[cfg(target_os = "linux")]
+mod linux {
+    use std::ffi::CString;
+    use std::io;
+    use std::mem::size_of;
+    use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+    use std::time::Duration;
+
+    use super::*;
+
+    fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+        if ret < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(ret)
         }
-        return Err(e);
     }
-    Ok(n as usize)
+
+    /// `socket(AF_XDP, SOCK_RAW | SOCK_CLOEXEC, 0)`.
+    pub fn xsk_socket() -> io::Result<OwnedFd> {
+        // SAFETY: plain syscall; the returned fd is fresh and owned by us.
+        let fd = cvt(unsafe { libc::socket(AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) })?;
+        // SAFETY: `fd` is a valid, open descriptor nobody else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    /// `setsockopt` with a `repr(C)` value passed at its full size.
+    pub fn setsockopt<T: Copy>(
+        fd: BorrowedFd<'_>,
+        level: libc::c_int,
+        name: libc::c_int,
+        value: &T,
+    ) -> io::Result<()> {
+        // SAFETY: `value` is a valid `T` for `size_of::<T>()` bytes; the kernel only reads.
+        cvt(unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                level,
+                name,
+                (value as *const T).cast(),
+                size_of::<T>() as libc::socklen_t,
+            )
+        })
+        .map(drop)
+    }
+
+    /// `getsockopt` into a zeroed `T`; returns the value and the length the kernel wrote.
+    pub fn getsockopt<T: Copy + Default>(
+        fd: BorrowedFd<'_>,
+        level: libc::c_int,
+        name: libc::c_int,
+    ) -> io::Result<(T, usize)> {
+        let mut value = T::default();
+        let mut len = size_of::<T>() as libc::socklen_t;
+        // SAFETY: `value` is writable for `len` bytes and `len` is a valid in/out pointer.
+        cvt(unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                level,
+                name,
+                (&mut value as *mut T).cast(),
+                &mut len,
+            )
+        })?;
+        Ok((value, len as usize))
+    }
+
+    /// `bind` an XDP socket.
+    pub fn bind_xdp(fd: BorrowedFd<'_>, addr: &SockaddrXdp) -> io::Result<()> {
+        // SAFETY: `addr` is a valid `sockaddr_xdp` of the size we pass.
+        cvt(unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (addr as *const SockaddrXdp).cast(),
+                size_of::<SockaddrXdp>() as libc::socklen_t,
+            )
+        })
+        .map(drop)
+    }
+
+    /// `sendto(fd, NULL, 0, MSG_DONTWAIT, NULL, 0)`: the TX kick.
+    pub fn kick_tx(fd: BorrowedFd<'_>) -> io::Result<()> {
+        // SAFETY: a zero-length send with null buffer and address is what the kernel expects.
+        cvt(unsafe {
+            libc::sendto(
+                fd.as_raw_fd(),
+                std::ptr::null(),
+                0,
+                libc::MSG_DONTWAIT,
+                std::ptr::null(),
+                0,
+            ) as libc::c_int
+        })
+        .map(drop)
+    }
+
+    /// `recvfrom(fd, NULL, 0, MSG_DONTWAIT, NULL, NULL)`: wakes the RX/FILL side.
+    pub fn kick_rx(fd: BorrowedFd<'_>) -> io::Result<()> {
+        // SAFETY: zero-length receive with null buffers.
+        cvt(unsafe {
+            libc::recvfrom(
+                fd.as_raw_fd(),
+                std::ptr::null_mut(),
+                0,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            ) as libc::c_int
+        })
+        .map(drop)
+    }
+
+    /// `poll` one fd for `events`; returns the revents (0 on timeout). `None` waits forever.
+    pub fn poll_fd(fd: BorrowedFd<'_>, events: i16, timeout: Option<Duration>) -> io::Result<i16> {
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events,
+            revents: 0,
+        };
+        let ms = match timeout {
+            None => -1,
+            Some(d) => d.as_millis().min(i32::MAX as u128) as libc::c_int,
+        };
+        // SAFETY: one valid pollfd.
+        let n = cvt(unsafe { libc::poll(&mut pfd, 1, ms) })?;
+        Ok(if n == 0 { 0 } else { pfd.revents })
+    }
+
+    /// `if_nametoindex`; `Ok(None)` when no such interface exists.
+    pub fn if_nametoindex(name: &str) -> io::Result<Option<u32>> {
+        let c = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: `c` is a valid NUL-terminated string.
+        let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+        if idx == 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::ENODEV) | Some(libc::ENXIO) | Some(0) | None => Ok(None),
+                _ => Err(e),
+            };
+        }
+        Ok(Some(idx))
+    }
+
+    #[repr(C)]
+    #[derive(Default)]
+    struct EthtoolChannels {
+        cmd: u32,
+        max_rx: u32,
+        max_tx: u32,
+        max_other: u32,
+        max_combined: u32,
+        rx_count: u32,
+        tx_count: u32,
+        other_count: u32,
+        combined_count: u32,
+    }
+
+    #[repr(C)]
+    struct IfreqData {
+        name: [libc::c_char; libc::IFNAMSIZ],
+        data: *mut libc::c_void,
+        _pad: [u8; 16],
+    }
+
+    /// Active queue counts of an interface as `(rx, tx)`, from `ETHTOOL_GCHANNELS`.
+    ///
+    /// Drivers report either separate rx/tx counts or combined channels; both are folded
+    /// in. Returns `Ok(None)` when the driver does not implement the call.
+    pub fn ethtool_channels(ifname: &str) -> io::Result<Option<(u32, u32)>> {
+        const SIOCETHTOOL: libc::c_ulong = 0x8946;
+        const ETHTOOL_GCHANNELS: u32 = 0x3c;
+        if ifname.len() >= libc::IFNAMSIZ {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        // SAFETY: plain syscall; the fd is wrapped immediately.
+        let sock =
+            cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+        // SAFETY: fresh fd we own.
+        let sock = unsafe { OwnedFd::from_raw_fd(sock) };
+        let mut ch = EthtoolChannels {
+            cmd: ETHTOOL_GCHANNELS,
+            ..Default::default()
+        };
+        let mut ifr = IfreqData {
+            name: [0; libc::IFNAMSIZ],
+            data: (&mut ch as *mut EthtoolChannels).cast(),
+            _pad: [0; 16],
+        };
+        for (dst, src) in ifr.name.iter_mut().zip(ifname.bytes()) {
+            *dst = src as libc::c_char;
+        }
+        // SAFETY: `ifr` is a valid ifreq whose data points at a live ethtool_channels.
+        let ret = unsafe { libc::ioctl(sock.as_raw_fd(), SIOCETHTOOL as _, &mut ifr) };
+        if ret < 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::EOPNOTSUPP) => Ok(None),
+                _ => Err(e),
+            };
+        }
+        let rx = ch.rx_count.max(ch.combined_count);
+        let tx = ch.tx_count.max(ch.combined_count);
+        Ok(Some((rx, tx)))
+    }
+
+    /// Current `RLIMIT_MEMLOCK` soft limit in bytes (`None` = unlimited).
+    pub fn memlock_limit() -> Option<u64> {
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `r` is a valid out pointer.
+        if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut r) } != 0 {
+            return None;
+        }
+        if r.rlim_cur == libc::RLIM_INFINITY {
+            None
+        } else {
+            Some(r.rlim_cur)
+        }
+    }
+
+    /// Attaches `prog_fd` to `ifindex` as an XDP `bpf_link` with the given `XDP_FLAGS_*`
+    /// mode bits. The returned fd owns the link: closing it detaches the program.
+    pub fn xdp_link_create(
+        prog_fd: BorrowedFd<'_>,
+        ifindex: u32,
+        flags: u32,
+    ) -> io::Result<OwnedFd> {
+        // SAFETY: zero is a valid bit pattern for this plain-data opts struct.
+        let mut opts: libbpf_sys::bpf_link_create_opts = unsafe { std::mem::zeroed() };
+        opts.sz = size_of::<libbpf_sys::bpf_link_create_opts>() as _;
+        opts.flags = flags;
+        // SAFETY: valid fds and a fully initialised opts struct; libbpf returns -errno.
+        let fd = unsafe {
+            libbpf_sys::bpf_link_create(
+                prog_fd.as_raw_fd(),
+                ifindex as libc::c_int,
+                libbpf_sys::BPF_XDP,
+                &opts,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::from_raw_os_error(-fd));
+        }
+        // SAFETY: a fresh link fd owned by us.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    /// Name and id of the XDP program attached to `ifindex` in any mode, if one is.
+    pub fn xdp_query(ifindex: u32) -> io::Result<Option<(u32, String)>> {
+        // SAFETY: zero is a valid bit pattern for this plain-data struct.
+        let mut q: libbpf_sys::bpf_xdp_query_opts = unsafe { std::mem::zeroed() };
+        q.sz = size_of::<libbpf_sys::bpf_xdp_query_opts>() as _;
+        // SAFETY: `q` is a valid, sized opts struct.
+        let ret = unsafe { libbpf_sys::bpf_xdp_query(ifindex as libc::c_int, 0, &mut q) };
+        if ret < 0 {
+            return Err(io::Error::from_raw_os_error(-ret));
+        }
+        let id = [q.prog_id, q.drv_prog_id, q.skb_prog_id, q.hw_prog_id]
+            .into_iter()
+            .find(|&i| i != 0);
+        let Some(id) = id else { return Ok(None) };
+        Ok(Some((id, prog_name(id).unwrap_or_else(|_| "?".into()))))
+    }
+
+    /// The name of the BPF program with this id.
+    pub fn prog_name(id: u32) -> io::Result<String> {
+        // SAFETY: plain libbpf call returning an fd or -errno.
+        let fd = unsafe { libbpf_sys::bpf_prog_get_fd_by_id(id) };
+        if fd < 0 {
+            return Err(io::Error::from_raw_os_error(-fd));
+        }
+        // SAFETY: fresh fd we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: zero is valid for this plain-data struct.
+        let mut info: libbpf_sys::bpf_prog_info = unsafe { std::mem::zeroed() };
+        let mut len = size_of::<libbpf_sys::bpf_prog_info>() as u32;
+        // SAFETY: `info` is writable for `len` bytes.
+        let ret =
+            unsafe { libbpf_sys::bpf_prog_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) };
+        if ret < 0 {
+            return Err(io::Error::from_raw_os_error(-ret));
+        }
+        let name: Vec<u8> = info
+            .name
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        Ok(String::from_utf8_lossy(&name).into_owned())
+    }
+
+    /// Detaches whatever XDP program is attached to `ifindex` in the given mode through
+    /// netlink (the fallback path for kernels without XDP links).
+    pub fn xdp_netlink_attach(
+        ifindex: u32,
+        prog_fd: Option<BorrowedFd<'_>>,
+        flags: u32,
+    ) -> io::Result<()> {
+        let fd = prog_fd.map(|f| f.as_raw_fd()).unwrap_or(-1);
+        // SAFETY: plain libbpf call; a null opts pointer is allowed.
+        let ret = unsafe {
+            libbpf_sys::bpf_xdp_attach(ifindex as libc::c_int, fd, flags, std::ptr::null())
+        };
+        if ret < 0 {
+            return Err(io::Error::from_raw_os_error(-ret));
+        }
+        Ok(())
+    }
+
+    /// Sets an integer socket option at `SOL_SOCKET`.
+    pub fn setsockopt_int(
+        fd: BorrowedFd<'_>,
+        name: libc::c_int,
+        value: libc::c_int,
+    ) -> io::Result<()> {
+        setsockopt(fd, libc::SOL_SOCKET, name, &value)
+    }
+
+    /// Pins the calling thread to one CPU.
+    pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
+        // SAFETY: zeroed cpu_set_t is the empty set; CPU_SET bounds-checks internally.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            if cpu >= 8 * size_of::<libc::cpu_set_t>() {
+                return Err(io::Error::from(io::ErrorKind::InvalidInput));
+            }
+            libc::CPU_SET(cpu, &mut set);
+            cvt(libc::sched_setaffinity(
+                0,
+                size_of::<libc::cpu_set_t>(),
+                &set,
+            ))
+            .map(drop)
+        }
+    }
+
+    /// The effective user id is root.
+    pub fn is_root() -> bool {
+        // SAFETY: no preconditions.
+        unsafe { libc::geteuid() == 0 }
+    }
+
+    /// Writes `value_fd` at `key` into the BPF map `map_fd` (an XSKMAP owned by the user).
+    pub fn map_update_fd(
+        map_fd: BorrowedFd<'_>,
+        key: u32,
+        value_fd: BorrowedFd<'_>,
+    ) -> io::Result<()> {
+        let k = key;
+        let v = value_fd.as_raw_fd() as u32;
+        // SAFETY: key and value point at live u32s, the sizes an XSKMAP uses.
+        let ret = unsafe {
+            libbpf_sys::bpf_map_update_elem(
+                map_fd.as_raw_fd(),
+                (&k as *const u32).cast(),
+                (&v as *const u32).cast(),
+                0,
+            )
+        };
+        if ret < 0 {
+            return Err(io::Error::from_raw_os_error(-ret));
+        }
+        Ok(())
+    }
+
+    /// Deletes `key` from the BPF map `map_fd`; a missing key is not an error.
+    pub fn map_delete(map_fd: BorrowedFd<'_>, key: u32) -> io::Result<()> {
+        let k = key;
+        // SAFETY: key points at a live u32.
+        let ret = unsafe {
+            libbpf_sys::bpf_map_delete_elem(map_fd.as_raw_fd(), (&k as *const u32).cast())
+        };
+        if ret < 0 && -ret != libc::ENOENT {
+            return Err(io::Error::from_raw_os_error(-ret));
+        }
+        Ok(())
+    }
+
+    /// XDP feature flags the driver advertises (`NETDEV_XDP_ACT_*`), from `bpf_xdp_query`.
+    pub fn xdp_features(ifindex: u32) -> io::Result<u64> {
+        // SAFETY: zero is a valid bit pattern for this plain-data struct.
+        let mut q: libbpf_sys::bpf_xdp_query_opts = unsafe { std::mem::zeroed() };
+        q.sz = size_of::<libbpf_sys::bpf_xdp_query_opts>() as _;
+        // SAFETY: `q` is a valid, sized opts struct.
+        let ret = unsafe { libbpf_sys::bpf_xdp_query(ifindex as libc::c_int, 0, &mut q) };
+        if ret < 0 {
+            return Err(io::Error::from_raw_os_error(-ret));
+        }
+        Ok(q.feature_flags)
+    }
+
+    /// A non-blocking, close-on-exec `eventfd` (used to wake pollers on stop).
+    pub fn eventfd() -> io::Result<OwnedFd> {
+        // SAFETY: plain syscall; the fd is wrapped at once.
+        let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
+        // SAFETY: fresh fd we own.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    /// Adds 1 to an eventfd.
+    pub fn eventfd_signal(fd: BorrowedFd<'_>) -> io::Result<()> {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live u64.
+        let n = unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EAGAIN) {
+                return Ok(()); // counter saturated: already signalled
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// `poll` on several fds; fills each entry's `revents`; returns how many are ready.
+    pub fn poll_many(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<usize> {
+        let ms = match timeout {
+            None => -1,
+            Some(d) => d.as_millis().min(i32::MAX as u128) as libc::c_int,
+        };
+        // SAFETY: `fds` is a valid, writable array of pollfd of the given length.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                return Ok(0);
+            }
+            return Err(e);
+        }
+        Ok(n as usize)
+    }
 }
+#[cfg(target_os = "linux")]
+pub use linux::*;
 
 #[cfg(test)]
 mod tests {

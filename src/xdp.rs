@@ -2,11 +2,15 @@
 //! `bpf_link`, register sockets, read counters, detach on drop.
 
 use std::fmt;
+#[cfg(target_os = "linux")]
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
+#[cfg(target_os = "linux")]
 use libbpf_rs::{MapCore, MapFlags, Object, ObjectBuilder};
 
+#[cfg(target_os = "linux")]
 use crate::error::{Error, Result, Stage};
+#[cfg(target_os = "linux")]
 use crate::sys;
 
 /// Where the XDP program runs.
@@ -82,6 +86,7 @@ pub struct ProgramCounters {
     pub dropped: u64,
 }
 
+#[cfg(target_os = "linux")]
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 struct CountersRaw {
@@ -91,6 +96,7 @@ struct CountersRaw {
     dropped: u64,
 }
 
+#[cfg(target_os = "linux")]
 /// Mirrors `struct flux_config` in `bpf/xsk.bpf.c`.
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
@@ -107,8 +113,10 @@ struct ConfigRaw {
     nqueues: u32,
 }
 
+#[cfg(target_os = "linux")]
 const _: () = assert!(std::mem::size_of::<ConfigRaw>() == 56);
 
+#[cfg(target_os = "linux")]
 /// The compiled default program, embedded at build time (the same object the
 /// generated skeleton carries).
 const BPF_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/xsk.bpf.o"));
@@ -116,6 +124,7 @@ const BPF_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/xsk.bpf.o"))
 /// Maximum ports in a [`SteeringFilter`].
 pub const MAX_FILTER_PORTS: usize = 8;
 
+#[cfg(target_os = "linux")]
 /// The loaded default program, attached or not.
 pub struct XdpProgram {
     obj: Object,
@@ -125,6 +134,7 @@ pub struct XdpProgram {
     attached: Option<Attachment>,
 }
 
+#[cfg(target_os = "linux")]
 enum Attachment {
     /// A bpf_link: detaches when this fd (our only reference) closes.
     Link(#[allow(dead_code)] OwnedFd, AttachedMode),
@@ -132,6 +142,7 @@ enum Attachment {
     Netlink(u32, AttachedMode),
 }
 
+#[cfg(target_os = "linux")]
 impl fmt::Debug for XdpProgram {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("XdpProgram")
@@ -153,6 +164,7 @@ pub struct AttachInfo {
     pub reason: String,
 }
 
+#[cfg(target_os = "linux")]
 impl XdpProgram {
     /// Loads the embedded program with an XSKMAP of `queues` entries and the given
     /// steering rules. `frags` selects the `xdp.frags` variant for multi-buffer sockets.
@@ -444,6 +456,7 @@ impl XdpProgram {
     }
 }
 
+#[cfg(target_os = "linux")]
 impl Drop for XdpProgram {
     fn drop(&mut self) {
         if let Some(Attachment::Netlink(flags, _)) = self.attached.take() {
@@ -453,6 +466,7 @@ impl Drop for XdpProgram {
     }
 }
 
+#[cfg(target_os = "linux")]
 fn config_bytes(c: &ConfigRaw) -> [u8; 56] {
     let mut b = [0u8; 56];
     b[0..4].copy_from_slice(&c.enabled.to_ne_bytes());
@@ -470,6 +484,7 @@ fn config_bytes(c: &ConfigRaw) -> [u8; 56] {
     b
 }
 
+#[cfg(target_os = "linux")]
 fn counters_from_bytes(v: &[u8]) -> CountersRaw {
     let word = |i: usize| {
         v.get(i * 8..i * 8 + 8)

@@ -194,7 +194,7 @@ struct Expect {
 fn drain_rx(flux: &mut Flux, exp: Expect, refill: bool, seqs: &mut Vec<u32>) -> u32 {
     let raw = flux.raw();
     let (rx, umem) = (raw.rx.expect("RX ring"), raw.umem);
-    let mut fill = raw.fill;
+    let fill = raw.fill;
     let peek = rx.peek(256);
     let n = peek.len();
     let mut back = Vec::with_capacity(n as usize);
@@ -213,7 +213,7 @@ fn drain_rx(flux: &mut Flux, exp: Expect, refill: bool, seqs: &mut Vec<u32>) -> 
         back.push(umem.chunk_of(d.addr));
     }
     peek.release();
-    match fill.as_deref_mut() {
+    match fill {
         Some(fill) if refill => {
             let mut r = fill.reserve(back.len() as u32);
             for a in &back {
@@ -1334,7 +1334,8 @@ both_modes!(xskmap_swap);
 fn setup_errors(mode: XdpMode) {
     let pair = VethPair::new(VethOpts::default());
     let b = || FluxBuilder::new(&pair.host).xdp_mode(mode);
-    let cases: Vec<(&str, FluxBuilder, fn(&Error) -> bool)> = vec![
+    type Case = (&'static str, FluxBuilder, fn(&Error) -> bool);
+    let cases: Vec<Case> = vec![
         ("ring size 0", b().ring_size(0), |e| {
             matches!(e, Error::Config(ConfigError::RingSize { .. }))
         }),
