@@ -1,6 +1,6 @@
 //! System mode: a socket split into an [`Rx`] and a [`Tx`] handle that hand out
 //! owned [`Frame`]s, with blocking calls; with the `async` feature the same handles
-//! as tokio futures ([`tokio`](self::tokio)).
+//! as tokio futures ([`tokio`]).
 //!
 //! ```no_run
 //! # fn main() -> Result<(), fluxcapacitor::Error> {
@@ -26,9 +26,10 @@
 //!
 //! | type | `Send` | `Sync` | why |
 //! |------|--------|--------|-----|
-//! | [`Rx`] | yes | yes (`&Rx` only reads counters) | owns RX and FILL: one consumer, one producer |
-//! | [`Tx`] | yes | yes (as `Rx`) | owns TX; COMPLETION sits behind a mutex shared with `Rx` |
+//! | [`Rx`] | yes | no | owns RX and FILL (single-consumer / single-producer rings) |
+//! | [`Tx`] | yes | no | owns TX; COMPLETION sits behind a mutex shared with `Rx` |
 //! | [`Frame`] | yes | yes | owns one chunk; `&mut` for writes |
+//! | `AsyncRx` / `AsyncTx` | yes | no | as `Rx` / `Tx` |
 //!
 //! `Rx` and `Tx` may live on different threads. The free frames are a lock-free
 //! stack shared by both handles and every frame; each frame holds an `Arc` of it
@@ -241,6 +242,25 @@ impl Link {
             .program_counters()
     }
 }
+
+// The thread-safety promises above, checked at compile time.
+const _: () = {
+    fn send<T: Send>() {}
+    fn sync<T: Sync>() {}
+    #[allow(dead_code)]
+    fn check() {
+        send::<Rx>();
+        send::<Tx>();
+        send::<Frame>();
+        sync::<Frame>();
+        send::<SendError>();
+        #[cfg(feature = "async")]
+        {
+            send::<tokio::AsyncRx>();
+            send::<tokio::AsyncTx>();
+        }
+    }
+};
 
 fn wakeup_error(e: std::io::Error) -> crate::Error {
     crate::Error::kernel(crate::Stage::Wakeup, e)

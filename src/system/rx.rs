@@ -20,7 +20,7 @@ use crate::{Error, ProgramCounters, SetupReport, Stage};
 /// frames that came back to the pool on FILL (once at least 64 are due, or at
 /// once when FILL ran dry), then takes packets off RX.
 ///
-/// `Send` and `Sync`; receiving needs `&mut self`.
+/// `Send` (move it to the receiving thread), not `Sync`.
 #[derive(Debug)]
 pub struct Rx {
     rx: Option<RxRing>,

@@ -101,7 +101,7 @@ impl std::error::Error for SendError {
 /// the kernel transmits only inside a kick, at most `tx_budget` frames per kick:
 /// call [`Tx::flush`] after a burst. Dropping the `Tx` flushes.
 ///
-/// `Send` and `Sync`; sending needs `&mut self`.
+/// `Send` (move it to the sending thread), not `Sync`.
 #[derive(Debug)]
 pub struct Tx {
     tx: Option<TxRing>,
