@@ -321,14 +321,22 @@ impl FluxBuilder {
                     "multi-buffer is chosen by the UMEM owner; set it there",
                 ));
             }
-            if self.explicit.bind_mode {
+            if self.explicit.bind_mode && self.bind_mode != BindMode::Auto {
                 return Err(ConfigError::SharedUmem(
                     "a socket sharing a UMEM binds with XDP_SHARED_UMEM only; its copy/zero-copy mode is the owner's",
                 ));
             }
-            if self.explicit.geometry {
+            let owner = self.shared.as_ref().map(|s| *s.umem.config());
+            let mine = self.umem;
+            let differs = owner.is_some_and(|o| {
+                o.frame_size != mine.frame_size
+                    || o.frame_count != mine.frame_count
+                    || o.headroom != mine.headroom
+                    || o.unaligned != mine.unaligned
+            });
+            if self.explicit.geometry && differs {
                 return Err(ConfigError::SharedUmem(
-                    "frame size, count, headroom and chunk mode belong to the UMEM owner",
+                    "frame size, count, headroom and chunk mode belong to the UMEM owner (these differ from its own)",
                 ));
             }
         }

@@ -37,6 +37,7 @@ mod stats;
 mod worker;
 
 use std::fmt;
+#[cfg(target_os = "linux")]
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -45,9 +46,11 @@ use std::time::Duration;
 pub use batch::{Batch, PacketMut, TxFrame, Verdict};
 pub use stats::{Counters, EngineStats, QueueSnapshot, QueueStats};
 
+#[cfg(target_os = "linux")]
 use crate::builder::{queue_counts, FluxBuilder};
 use crate::error::{ConfigError, Error, Result, Stage};
 use crate::flux::Flux;
+#[cfg(target_os = "linux")]
 use crate::sys;
 use crate::umem::{FrameCounts, FramePool};
 use worker::{Port, Worker};
@@ -147,9 +150,13 @@ impl Default for EngineConfig {
 /// ports sharing one UMEM (one worker).
 pub struct EngineBuilder {
     ifname: Option<String>,
+    #[cfg(target_os = "linux")]
     ports: Vec<FluxBuilder>,
+    /// Sockets made already (a simulated device, or built by hand): one worker each.
+    fluxes: Vec<Flux>,
     queues: Queues,
     shared_umem: bool,
+    #[cfg(target_os = "linux")]
     configure: Box<dyn Fn(FluxBuilder) -> FluxBuilder>,
     cfg: EngineConfig,
 }
@@ -158,7 +165,7 @@ impl fmt::Debug for EngineBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EngineBuilder")
             .field("ifname", &self.ifname)
-            .field("ports", &self.ports.len())
+            .field("fluxes", &self.fluxes.len())
             .field("queues", &self.queues)
             .field("shared_umem", &self.shared_umem)
             .field("cfg", &self.cfg)
@@ -179,6 +186,7 @@ impl EngineBuilder {
         self
     }
     /// Adjusts every queue's [`FluxBuilder`] (frame size, ring sizes, modes…).
+    #[cfg(target_os = "linux")]
     pub fn configure(mut self, f: impl Fn(FluxBuilder) -> FluxBuilder + 'static) -> Self {
         self.configure = Box::new(f);
         self
@@ -221,7 +229,39 @@ impl EngineBuilder {
         }
         let stop = StopHandle::new()?;
         let mut workers = Vec::new();
+        #[cfg_attr(not(target_os = "linux"), allow(unused_mut))]
         let mut programs = Vec::new();
+        if !self.fluxes.is_empty() {
+            for (i, mut flux) in self.fluxes.into_iter().enumerate() {
+                let pool = std::mem::replace(&mut flux.pool, FramePool::empty());
+                workers.push(Worker::new(
+                    vec![Port::from_flux(flux)],
+                    pool,
+                    i,
+                    &self.cfg,
+                    &stop,
+                )?);
+            }
+        } else {
+            #[cfg(target_os = "linux")]
+            self.build_kernel(&stop, &mut workers, &mut programs)?;
+        }
+        let stats = EngineStats::new(workers.iter().flat_map(|w| w.stat_handles()).collect());
+        Ok(Engine {
+            workers,
+            stop,
+            stats,
+            _programs: programs,
+        })
+    }
+
+    #[cfg(target_os = "linux")]
+    fn build_kernel(
+        self,
+        stop: &StopHandle,
+        workers: &mut Vec<Worker>,
+        programs: &mut Vec<Arc<crate::xdp::XdpProgram>>,
+    ) -> Result<()> {
         if let Some(ifname) = self.ifname {
             let queues: Vec<u32> = match &self.queues {
                 Queues::First => vec![0],
@@ -264,7 +304,7 @@ impl EngineBuilder {
                     pool,
                     i,
                     &self.cfg,
-                    &stop,
+                    stop,
                 )?);
             }
         } else {
@@ -284,15 +324,9 @@ impl EngineBuilder {
             }
             let pool = FramePool::new(fluxes[0].umem());
             let ports = fluxes.into_iter().map(Port::from_flux).collect();
-            workers.push(Worker::new(ports, pool, 0, &self.cfg, &stop)?);
+            workers.push(Worker::new(ports, pool, 0, &self.cfg, stop)?);
         }
-        let stats = EngineStats::new(workers.iter().flat_map(|w| w.stat_handles()).collect());
-        Ok(Engine {
-            workers,
-            stop,
-            stats,
-            _programs: programs,
-        })
+        Ok(())
     }
 }
 
@@ -304,15 +338,18 @@ pub struct StopHandle(Arc<StopInner>);
 struct StopInner {
     stopped: AtomicBool,
     /// Written on stop so that workers blocked in `poll()` wake at once.
+    #[cfg(target_os = "linux")]
     event: OwnedFd,
     error: Mutex<Option<Error>>,
 }
 
 impl StopHandle {
     fn new() -> Result<StopHandle> {
+        #[cfg(target_os = "linux")]
         let event = sys::eventfd().map_err(|e| Error::kernel(Stage::Wakeup, e))?;
         Ok(StopHandle(Arc::new(StopInner {
             stopped: AtomicBool::new(false),
+            #[cfg(target_os = "linux")]
             event,
             error: Mutex::new(None),
         })))
@@ -322,6 +359,7 @@ impl StopHandle {
     pub fn stop(&self) {
         // Release: pairs with the workers' Acquire load; nothing else is published.
         self.0.stopped.store(true, Ordering::Release);
+        #[cfg(target_os = "linux")]
         let _ = sys::eventfd_signal(self.0.event.as_fd());
     }
 
@@ -330,6 +368,7 @@ impl StopHandle {
         self.0.stopped.load(Ordering::Acquire)
     }
 
+    #[cfg(target_os = "linux")]
     pub(crate) fn event_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.0.event.as_fd()
     }
@@ -348,6 +387,7 @@ impl StopHandle {
     /// Stops on SIGINT or SIGTERM: blocks both signals in the calling thread (call
     /// it from `main` before spawning threads, so every thread inherits the mask) and
     /// starts a thread that waits for them and calls [`stop`](Self::stop).
+    #[cfg(target_os = "linux")]
     pub fn stop_on_signals(&self) -> Result<()> {
         use nix::sys::signal::{SigSet, Signal};
         let mut set = SigSet::empty();
@@ -384,7 +424,10 @@ pub struct Engine {
     workers: Vec<Worker>,
     stop: StopHandle,
     stats: EngineStats,
+    #[cfg(target_os = "linux")]
     _programs: Vec<Arc<crate::xdp::XdpProgram>>,
+    #[cfg(not(target_os = "linux"))]
+    _programs: Vec<()>,
 }
 
 impl fmt::Debug for Engine {
@@ -396,10 +439,29 @@ impl fmt::Debug for Engine {
 }
 
 impl Engine {
+    /// An engine over sockets made already — [simulated devices](crate::sim), or
+    /// `Flux`es built by hand — one worker each. The callback code is the same as on
+    /// a kernel interface: only this line changes.
+    pub fn from_fluxes(fluxes: Vec<Flux>) -> EngineBuilder {
+        EngineBuilder {
+            ifname: None,
+            #[cfg(target_os = "linux")]
+            ports: Vec::new(),
+            fluxes,
+            queues: Queues::First,
+            shared_umem: false,
+            #[cfg(target_os = "linux")]
+            configure: Box::new(|b| b),
+            cfg: EngineConfig::default(),
+        }
+    }
+
     /// An engine on interface `ifname` (queue 0 unless [`EngineBuilder::queues`]).
+    #[cfg(target_os = "linux")]
     pub fn builder(ifname: impl Into<String>) -> EngineBuilder {
         EngineBuilder {
             ifname: Some(ifname.into()),
+            fluxes: Vec::new(),
             ports: Vec::new(),
             queues: Queues::First,
             shared_umem: false,
@@ -411,9 +473,11 @@ impl Engine {
     /// An engine over several ports that share one UMEM, served by one worker, so
     /// that [`Verdict::Forward`] moves a frame from one port to another without a
     /// copy. Port `i` is `ports[i]`.
+    #[cfg(target_os = "linux")]
     pub fn with_ports(ports: Vec<FluxBuilder>) -> EngineBuilder {
         EngineBuilder {
             ifname: None,
+            fluxes: Vec::new(),
             ports,
             queues: Queues::First,
             shared_umem: true,

@@ -52,6 +52,7 @@ mod skel {
     include!(concat!(env!("OUT_DIR"), "/xsk.skel.rs"));
 }
 
+#[cfg(target_os = "linux")]
 pub mod builder;
 #[cfg(feature = "engine")]
 pub mod engine;
@@ -71,10 +72,13 @@ pub mod system;
 pub mod umem;
 pub mod xdp;
 
+#[cfg(target_os = "linux")]
 pub use builder::FluxBuilder;
 pub use error::{ConfigError, DescError, Error, Result, Stage};
 pub use flux::{Flux, SetupReport};
 pub use socket::{BindMode, PollEvents, RingSizes, XskFd, XskStats};
 pub use sys::XdpDesc;
 pub use umem::{FrameCounts, FramePool, Umem, UmemConfig};
-pub use xdp::{AttachedMode, ProgramCounters, SteeringFilter, XdpMode, XdpProgram};
+#[cfg(target_os = "linux")]
+pub use xdp::XdpProgram;
+pub use xdp::{AttachedMode, ProgramCounters, SteeringFilter, XdpMode};

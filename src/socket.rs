@@ -145,6 +145,7 @@ impl XskFd {
     }
 
     /// This is a simulated device, not a kernel socket.
+    #[allow(irrefutable_let_patterns)]
     pub fn is_simulated(&self) -> bool {
         #[cfg(feature = "sim")]
         if let Kind::Sim(_) = &self.0.kind {

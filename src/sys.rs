@@ -201,6 +201,7 @@ mod mem {
 
         /// Anonymous private memory (UMEM backing), optionally from huge pages.
         pub fn anonymous(len: usize, huge: bool) -> io::Result<Self> {
+            #[cfg_attr(not(target_os = "linux"), allow(unused_mut))]
             let mut flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
             #[cfg(target_os = "linux")]
             {
@@ -273,6 +274,59 @@ pub use mem::*;
 #[cfg(not(unix))]
 pub fn page_size() -> usize {
     4096
+}
+
+/// Where there is no `mmap` (Windows), the UMEM of a simulated device is a
+/// page-aligned, zeroed heap allocation with the same interface.
+#[cfg(not(unix))]
+#[derive(Debug)]
+pub struct Mmap {
+    ptr: std::ptr::NonNull<u8>,
+    layout: std::alloc::Layout,
+}
+
+// SAFETY: plain memory; access is governed by the frame ownership protocol above it.
+#[cfg(not(unix))]
+unsafe impl Send for Mmap {}
+// SAFETY: as above.
+#[cfg(not(unix))]
+unsafe impl Sync for Mmap {}
+
+#[cfg(not(unix))]
+impl Mmap {
+    /// A zeroed, page-aligned region (huge pages are not available here).
+    pub fn anonymous(len: usize, huge: bool) -> std::io::Result<Self> {
+        if huge {
+            return Err(std::io::Error::from(std::io::ErrorKind::Unsupported));
+        }
+        let layout = std::alloc::Layout::from_size_align(len.max(1), page_size())
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+        // SAFETY: the layout has a non-zero size.
+        let p = unsafe { std::alloc::alloc_zeroed(layout) };
+        std::ptr::NonNull::new(p)
+            .map(|ptr| Mmap { ptr, layout })
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::OutOfMemory))
+    }
+    /// Start of the region.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.layout.size()
+    }
+    /// Never true.
+    pub fn is_empty(&self) -> bool {
+        self.layout.size() == 0
+    }
+}
+
+#[cfg(not(unix))]
+impl Drop for Mmap {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `anonymous` with this layout, freed once.
+        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) }
+    }
 }
 
 /// System calls (Linux only).

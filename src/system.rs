@@ -60,7 +60,8 @@ mod pool;
 mod rx;
 mod tx;
 
-#[cfg(feature = "async")]
+/// tokio glue: Linux only (it waits on the socket's descriptor with `AsyncFd`).
+#[cfg(all(feature = "async", target_os = "linux"))]
 pub mod tokio;
 
 use std::fmt;
@@ -254,7 +255,7 @@ const _: () = {
         send::<Frame>();
         sync::<Frame>();
         send::<SendError>();
-        #[cfg(feature = "async")]
+        #[cfg(all(feature = "async", target_os = "linux"))]
         {
             send::<tokio::AsyncRx>();
             send::<tokio::AsyncTx>();

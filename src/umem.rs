@@ -124,6 +124,7 @@ impl Umem {
         self.len() == 0
     }
     /// Marks the UMEM as used by a zero-copy socket.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) fn set_zero_copy(&self) {
         self.zero_copy.store(true, Ordering::Relaxed);
     }
@@ -141,6 +142,7 @@ impl Umem {
         self.cfg.frame_size - self.data_offset()
     }
     /// Start address of the region, for `XDP_UMEM_REG`.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) fn base_ptr(&self) -> *mut u8 {
         self.mem.as_ptr()
     }

@@ -1,5 +1,6 @@
 //! One worker: a loop over its ports, the batch callback, verdicts, idle strategy.
 
+#[cfg(target_os = "linux")]
 use std::os::fd::{AsFd, AsRawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -10,7 +11,9 @@ use super::stats::{Counters, QueueStats, StatHandle};
 use super::{EngineConfig, Idle, StopHandle};
 use crate::error::{Error, Result, Stage};
 use crate::flux::{Flux, SetupReport};
-use crate::sys::{self, XdpDesc};
+#[cfg(target_os = "linux")]
+use crate::sys;
+use crate::sys::XdpDesc;
 use crate::umem::{FrameCounts, FramePool, Umem};
 
 /// One socket served by a worker.
@@ -23,12 +26,14 @@ pub(crate) struct Port {
 }
 
 impl Port {
-    pub(crate) fn from_flux(flux: Flux) -> Port {
+    pub(crate) fn from_flux(mut flux: Flux) -> Port {
+        // Frames a caller already put on FILL count as outstanding.
+        let fill_outstanding = flux.ring_counts().fill as u64;
         Port {
             flux,
             stats: Arc::new(QueueStats::default()),
             local: Counters::default(),
-            fill_outstanding: 0,
+            fill_outstanding,
         }
     }
 }
@@ -46,6 +51,7 @@ pub(crate) struct Worker {
     fresh: Vec<(XdpDesc, u16)>,
     to_fill: Vec<u64>,
     out: Vec<Vec<XdpDesc>>,
+    #[cfg(target_os = "linux")]
     pollfds: Vec<libc::pollfd>,
     fill_target: u32,
     /// When the current run of empty turns started.
@@ -63,12 +69,23 @@ impl Worker {
         pool: FramePool,
         index: usize,
         cfg: &EngineConfig,
-        stop: &StopHandle,
+        #[cfg_attr(not(target_os = "linux"), allow(unused_variables))] stop: &StopHandle,
     ) -> Result<Worker> {
         let umem = ports[0].flux.umem.clone();
         let batch = cfg.batch_size as usize;
         let nports = ports.len();
-        if let Some(bp) = cfg.busy_poll {
+        #[cfg(not(target_os = "linux"))]
+        if cfg.busy_poll.is_some() || !cfg.pin.is_empty() {
+            return Err(crate::error::ConfigError::Conflict(
+                "busy polling and CPU pinning need Linux",
+            )
+            .into());
+        }
+        #[cfg(target_os = "linux")]
+        if let Some(bp) = cfg
+            .busy_poll
+            .filter(|_| !ports.iter().any(|p| p.flux.fd.is_simulated()))
+        {
             for p in &ports {
                 let fd = p.flux.fd.as_fd();
                 for (name, v) in [
@@ -84,6 +101,7 @@ impl Worker {
                 }
             }
         }
+        #[cfg(target_os = "linux")]
         let mut pollfds: Vec<libc::pollfd> = ports
             .iter()
             .map(|p| libc::pollfd {
@@ -92,6 +110,7 @@ impl Worker {
                 revents: 0,
             })
             .collect();
+        #[cfg(target_os = "linux")]
         pollfds.push(libc::pollfd {
             fd: stop.event_fd().as_raw_fd(),
             events: libc::POLLIN,
@@ -134,6 +153,7 @@ impl Worker {
             fresh: Vec::with_capacity(batch),
             to_fill: Vec::with_capacity(batch),
             out: (0..nports).map(|_| Vec::with_capacity(batch * 2)).collect(),
+            #[cfg(target_os = "linux")]
             pollfds,
             fill_target,
             idle_since: Instant::now(),
@@ -178,6 +198,7 @@ impl Worker {
     /// The loop. Returns when stopped (by the handle, a callback panic or an error),
     /// after draining TX.
     pub(crate) fn run<C: FnMut(&mut Batch<'_>)>(&mut self, mut callback: C, stop: &StopHandle) {
+        #[cfg(target_os = "linux")]
         if !self.cfg.pin.is_empty() {
             let cpu = self.cfg.pin[self.index % self.cfg.pin.len()];
             if let Err(e) = sys::pin_current_thread(cpu) {
@@ -252,26 +273,48 @@ impl Worker {
                     std::thread::sleep(NAP);
                     return;
                 }
-                for (i, p) in self.ports.iter_mut().enumerate() {
-                    p.local.polls += 1;
-                    // Wait for RX; ports without RX only for the stop event.
-                    self.pollfds[i].events = if p.flux.rings.rx.is_some() {
-                        libc::POLLIN
-                    } else {
-                        0
-                    };
-                    self.pollfds[i].revents = 0;
-                }
-                if let Some(ev) = self.pollfds.last_mut() {
-                    ev.revents = 0;
-                }
                 if stop.is_stopped() {
                     return;
                 }
-                if let Err(e) = sys::poll_many(&mut self.pollfds, None) {
-                    stop.fail(Error::kernel(Stage::Wakeup, e));
+                let simulated = self.ports.iter().any(|p| p.flux.fd.is_simulated());
+                if simulated || cfg!(not(target_os = "linux")) {
+                    // A simulated device (or no poll(2)): wait on the device itself,
+                    // a little at a time so that a stop is seen promptly.
+                    if let Some(p) = self.ports.iter_mut().find(|p| p.flux.rings.rx.is_some()) {
+                        p.local.polls += 1;
+                        let _ = p.flux.fd.poll(true, false, Some(Duration::from_millis(5)));
+                    } else {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    return;
                 }
+                #[cfg(target_os = "linux")]
+                self.poll_sockets(stop);
             }
+        }
+    }
+
+    /// Blocks in poll(2) on every port's socket and the stop eventfd.
+    #[cfg(target_os = "linux")]
+    fn poll_sockets(&mut self, stop: &StopHandle) {
+        for (i, p) in self.ports.iter_mut().enumerate() {
+            p.local.polls += 1;
+            // Wait for RX; ports without RX only for the stop event.
+            self.pollfds[i].events = if p.flux.rings.rx.is_some() {
+                libc::POLLIN
+            } else {
+                0
+            };
+            self.pollfds[i].revents = 0;
+        }
+        if let Some(ev) = self.pollfds.last_mut() {
+            ev.revents = 0;
+        }
+        if stop.is_stopped() {
+            return;
+        }
+        if let Err(e) = sys::poll_many(&mut self.pollfds, None) {
+            stop.fail(Error::kernel(Stage::Wakeup, e));
         }
     }
 
