@@ -119,7 +119,38 @@ fi
 section "FLUX_REQUIRE_ROOT_TESTS=1 cargo test --all-features"
 cargo test --all-features ${TEST_ARGS[@]+"${TEST_ARGS[@]}"} 2>&1 | tee "$TEST_LOG"
 
+section "simulated device: sim suite as an unprivileged user (no root, no kernel)"
+SIM_FEATURES="sim,engine,system,async"
+cargo test --no-default-features --features "$SIM_FEATURES" --no-run 2>&1 | tee /tmp/fx-sim-build.$$ | tail -n 3
+BINS=$(grep -o '(target/[^ )]*/deps/[^ )]*)' /tmp/fx-sim-build.$$ | tr -d '()')
+rm -f /tmp/fx-sim-build.$$
+if ! grep -q '/sim-' <<<"$BINS"; then
+    echo "FAIL: the sim test binary was not built"; exit 1
+fi
+# Every test binary of this feature set, as nobody: the sim suite must pass without
+# privileges; kernel tests skip (FLUX_REQUIRE_ROOT_TESTS is unset for this run only).
+for b in $BINS; do
+    echo "--- $b (as uid 65534)"
+    set +e
+    setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all \
+        env -u FLUX_REQUIRE_ROOT_TESTS "$b" >/tmp/fx-bin.$$ 2>&1
+    rc=$?
+    set -e
+    grep -E '^test result|FAILED|panicked|SKIPPED' /tmp/fx-bin.$$ | sort | uniq -c | sed 's/^ *//' || true
+    if [ "$rc" -ne 0 ]; then
+        cat /tmp/fx-bin.$$; rm -f /tmp/fx-bin.$$
+        echo "FAIL: $b as an unprivileged user"; exit 1
+    fi
+    rm -f /tmp/fx-bin.$$
+done
+
 if [ "$QUICK" -eq 0 ]; then
+    section "portable build: cargo check for macOS and Windows (sim, engine, system)"
+    for t in x86_64-apple-darwin x86_64-pc-windows-gnu; do
+        rustup target list --installed | grep -qx "$t" || rustup target add "$t"
+        cargo check --no-default-features --features sim,engine,system --target "$t"
+    done
+
     section "ring model test under Miri (scripts/miri.sh)"
     bash "$SCRIPT_DIR/miri.sh" 2>&1 | tee -a "$TEST_LOG"
 fi

@@ -125,6 +125,7 @@ pub struct Flux {
     pub(crate) pool: FramePool,
     pub(crate) umem: Arc<Umem>,
     report: SetupReport,
+    pub(crate) tx_lost: u64,
 }
 
 impl fmt::Debug for Flux {
@@ -154,6 +155,7 @@ impl Flux {
             pool,
             umem,
             report,
+            tx_lost: 0,
         }
     }
 
@@ -188,6 +190,7 @@ impl Flux {
             pool,
             umem,
             report,
+            tx_lost: 0,
         }
     }
 
@@ -274,8 +277,7 @@ impl Flux {
     }
 
     /// Where every frame is right now. Frames the application holds are what is not
-    /// anywhere else; at rest (nothing held) `user` must be 0. Frames behind invalid
-    /// TX descriptors (which the kernel never completes) count as back with the user.
+    /// anywhere else; at rest (nothing held) `user` must be 0.
     pub fn frame_counts(&mut self) -> FrameCounts {
         let total = self.pool.total();
         let free = self.pool.len() as u32;
@@ -295,16 +297,9 @@ impl Flux {
             None => (0, 0),
         };
         let tx_given = self.rings.tx.as_ref().map(|t| t.produced()).unwrap_or(0);
-        // Invalid TX descriptors are consumed by the kernel and never completed: their
-        // frames went back to whoever submitted them. The kernel counts them.
-        let invalid = if tx_given > comp_taken + comp_visible as u64 {
-            self.fd
-                .statistics()
-                .map(|s| s.tx_invalid_descs)
-                .unwrap_or(0)
-        } else {
-            0
-        };
+        // Frames behind invalid descriptors that the kernel swallowed without
+        // completing, as raw-mode users reported them (see `RawParts::reconcile_invalid_tx`).
+        let invalid = self.tx_lost;
         RingCounts {
             fill: fill_given.saturating_sub(rx_taken + rx_visible as u64) as u32,
             fill_given,
@@ -326,6 +321,7 @@ impl Flux {
             pool: &mut self.pool,
             umem: &self.umem,
             fd: &self.fd,
+            tx_lost: &mut self.tx_lost,
         }
     }
 

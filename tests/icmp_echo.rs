@@ -123,10 +123,16 @@ fn responder(mode: XdpMode) {
 
 #[test]
 fn ping_gets_every_reply_native() {
+    if skip_without_root() {
+        return;
+    }
     responder(XdpMode::Native);
 }
 
 #[test]
 fn ping_gets_every_reply_generic() {
+    if skip_without_root() {
+        return;
+    }
     responder(XdpMode::Generic);
 }

@@ -69,6 +69,9 @@ fn assert_at_rest(rx: &mut Rx, tx: &mut Tx, held: u32) {
 
 #[test]
 fn blocking_receive_10k_verified_with_sends_from_another_thread() {
+    if skip_without_root() {
+        return;
+    }
     let pair = VethPair::new(VethOpts::default());
     let cap = Capture::open(&pair.ns, &pair.peer);
     let (rx, tx) = FluxBuilder::new(&pair.host)
@@ -178,6 +181,9 @@ fn blocking_receive_10k_verified_with_sends_from_another_thread() {
 
 #[test]
 fn echo_round_trip_with_a_real_udp_client() {
+    if skip_without_root() {
+        return;
+    }
     let pair = VethPair::new(VethOpts::default());
     let (mut rx, mut tx) = FluxBuilder::new(&pair.host)
         .frame_size(2048)
@@ -285,6 +291,9 @@ fn set_channels(ifname: &str, rx: u32, tx: u32) {
 
 #[test]
 fn tx_full_gives_the_frame_back_and_nothing_leaks() {
+    if skip_without_root() {
+        return;
+    }
     let pair = VethPair::new(VethOpts {
         queues: 2,
         ..Default::default()
@@ -364,6 +373,9 @@ fn tx_full_gives_the_frame_back_and_nothing_leaks() {
 
 #[test]
 fn frame_api_edges_and_foreign_frames() {
+    if skip_without_root() {
+        return;
+    }
     let a = VethPair::new(VethOpts::default());
     let b = VethPair::new(VethOpts::default());
     let (_rx_a, mut tx_a) = FluxBuilder::new(&a.host)
@@ -414,6 +426,9 @@ fn frame_api_edges_and_foreign_frames() {
 
 #[test]
 fn handles_and_frames_drop_in_every_order() {
+    if skip_without_root() {
+        return;
+    }
     let pair = VethPair::new(VethOpts::default());
     // 0 = Rx, 1 = Tx, 2 = frames.
     let orders = [

@@ -59,6 +59,9 @@ async fn assert_at_rest(rx: &mut AsyncRx, tx: &mut AsyncTx, held: u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_receive_10k_verified_with_sends_from_another_task() {
+    if skip_without_root() {
+        return;
+    }
     let pair = VethPair::new(VethOpts::default());
     let cap = Capture::open(&pair.ns, &pair.peer);
     let (mut rx, mut tx) = split(&pair.host);
@@ -156,6 +159,9 @@ fn no_udp_checksum(sock: &UdpSocket) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_echo_round_trip_with_a_real_udp_client() {
+    if skip_without_root() {
+        return;
+    }
     let pair = VethPair::new(VethOpts::default());
     let (mut rx, mut tx) = split(&pair.host);
     let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -217,6 +223,9 @@ async fn async_echo_round_trip_with_a_real_udp_client() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelled_receives_lose_no_frame() {
+    if skip_without_root() {
+        return;
+    }
     let pair = VethPair::new(VethOpts::default());
     let (mut rx, mut tx) = split(&pair.host);
     let progress = Arc::new(AtomicU64::new(0));
@@ -340,6 +349,9 @@ fn set_channels(ifname: &str, rx: u32, tx: u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_send_waits_on_full_tx_and_cancelling_it_leaks_nothing() {
+    if skip_without_root() {
+        return;
+    }
     let pair = VethPair::new(VethOpts {
         queues: 2,
         ..Default::default()
@@ -404,6 +416,9 @@ async fn async_send_waits_on_full_tx_and_cancelling_it_leaks_nothing() {
 
 #[test]
 fn handles_frames_and_runtime_drop_in_every_order() {
+    if skip_without_root() {
+        return;
+    }
     let pair = VethPair::new(VethOpts::default());
     // 0 = AsyncRx, 1 = AsyncTx, 2 = frames, 3 = runtime.
     let mut orders = Vec::new();

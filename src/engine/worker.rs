@@ -62,6 +62,8 @@ pub(crate) struct Worker {
 const NAP_WINDOW: Duration = Duration::from_millis(1);
 /// One nap (plus the thread's timer slack, 50 µs by default).
 const NAP: Duration = Duration::from_micros(100);
+/// Most TX kicks per port and turn while the kernel keeps taking descriptors.
+const MAX_KICKS: u32 = 4;
 
 impl Worker {
     pub(crate) fn new(
@@ -488,12 +490,23 @@ impl Worker {
                 if tx.pending() > 0 {
                     work = true;
                     if tx.needs_wakeup() {
-                        port.local.tx_kicks += 1;
+                        // In copy mode one sendto transmits at most the socket's TX
+                        // budget (32 by default) and leaves the rest for the next
+                        // turn, so a full RX batch (64) made TX back up and drop.
+                        // Kick again while the kernel keeps taking descriptors.
                         let before = port.flux.fd.device_drops();
-                        port.flux
-                            .fd
-                            .kick_tx()
-                            .map_err(|e| Error::kernel(Stage::Wakeup, e))?;
+                        for _ in 0..MAX_KICKS {
+                            let pending = tx.pending();
+                            port.local.tx_kicks += 1;
+                            port.flux
+                                .fd
+                                .kick_tx()
+                                .map_err(|e| Error::kernel(Stage::Wakeup, e))?;
+                            let left = tx.pending();
+                            if left == 0 || left >= pending {
+                                break;
+                            }
+                        }
                         port.local.device_drops += port.flux.fd.device_drops() - before;
                     }
                 }

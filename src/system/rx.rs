@@ -29,6 +29,10 @@ pub struct Rx {
     link: Arc<Link>,
     fill_target: u64,
     refill_min: u64,
+    /// When the ring last went empty after traffic (napping vs. polling).
+    last_traffic: Instant,
+    /// A blocking receive found packets since `last_traffic` was set.
+    had_traffic: bool,
 }
 
 /// Unparks a thread: the waker of a blocking `Rx` that waits for frames.
@@ -70,6 +74,8 @@ impl Rx {
             link,
             refill_min: REFILL_BATCH.min(fill_target).max(1),
             fill_target,
+            last_traffic: Instant::now(),
+            had_traffic: false,
         }
     }
 
@@ -222,7 +228,11 @@ impl Rx {
         let mut spins = 0;
         loop {
             if let Some(v) = attempt(self) {
+                self.had_traffic = true;
                 return Ok(Some(v));
+            }
+            if std::mem::take(&mut self.had_traffic) {
+                self.last_traffic = Instant::now();
             }
             if spins < SPINS {
                 spins += 1;
@@ -251,6 +261,14 @@ impl Rx {
             if self.rx.is_none() {
                 // Nothing can ever arrive: sleep out the timeout.
                 std::thread::sleep(cap(left, 100));
+                continue;
+            }
+            if self.last_traffic.elapsed() < NAP_WINDOW {
+                // A gap between the kernel's bursts, not idleness: nap on a timer.
+                // A thread asleep on the socket makes every kernel flush pay a
+                // wake-up on the CPU that copies the packets; the rings buffer
+                // the nap.
+                std::thread::sleep(left.map_or(NAP, |l| l.min(NAP)));
                 continue;
             }
             self.link.fd.poll(true, false, left).map_err(wakeup_error)?;
@@ -336,6 +354,11 @@ impl Rx {
         &self.link.fd
     }
 }
+
+/// How long after the last packet a blocking receive naps instead of polling.
+const NAP_WINDOW: Duration = Duration::from_millis(1);
+/// One nap.
+const NAP: Duration = Duration::from_micros(100);
 
 fn cap(left: Option<Duration>, ms: u64) -> Duration {
     let c = Duration::from_millis(ms);

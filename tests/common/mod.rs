@@ -1069,3 +1069,21 @@ impl Capture {
         out
     }
 }
+
+/// Kernel tests need root. Without it they fail when `FLUX_REQUIRE_ROOT_TESTS` is
+/// set (scripts/test.sh and CI set it: there a root test must never be skipped), and
+/// otherwise skip with a loud note — so that `cargo test --no-default-features
+/// --features sim,engine,system` runs its simulated-device suite as a normal user.
+pub fn skip_without_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return false;
+    }
+    if std::env::var_os("FLUX_REQUIRE_ROOT_TESTS").is_some() {
+        require_root();
+    }
+    eprintln!(
+        "SKIPPED: this test needs root (CAP_NET_ADMIN, CAP_BPF); run scripts/test.sh as root"
+    );
+    true
+}
