@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! sudo target/release/examples/async_rxdrop --iface fx0 [--queue 0]
-//!      [--mode auto|native|generic] [--batch 64] [--frame-size 4096] [--duration SECS]
+//!      [--mode auto|native|generic] [--batch 64] [--frame-size 4096] [--pin CPU] [--duration SECS]
 //! ```
 
 mod common;
@@ -16,10 +16,17 @@ use common::Args;
 use fluxcapacitor::FluxBuilder;
 
 const USAGE: &str = "async_rxdrop --iface IF [--queue Q] [--mode auto|native|generic] \
-[--batch N] [--frame-size 2048|4096] [--duration SECS]";
+[--batch N] [--frame-size 2048|4096] [--pin CPU] [--duration SECS]";
 
 fn main() {
     let args = Args::parse(USAGE);
+    if let Some(cpu) = args.str("pin") {
+        // The current-thread runtime polls on this thread: pin it, like an engine worker.
+        if let Err(e) = fluxcapacitor::sys::pin_current_thread(cpu.parse().unwrap_or(0)) {
+            eprintln!("async_rxdrop: --pin: {e}");
+            std::process::exit(1);
+        }
+    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! sudo target/release/examples/system_rxdrop --iface fx0 [--queue 0]
-//!      [--mode auto|native|generic] [--batch 64] [--frame-size 4096] [--duration SECS]
+//!      [--mode auto|native|generic] [--batch 64] [--frame-size 4096] [--pin CPU] [--duration SECS]
 //! ```
 
 mod common;
@@ -17,7 +17,7 @@ use common::Args;
 use fluxcapacitor::FluxBuilder;
 
 const USAGE: &str = "system_rxdrop --iface IF [--queue Q] [--mode auto|native|generic] \
-[--batch N] [--frame-size 2048|4096] [--duration SECS]";
+[--batch N] [--frame-size 2048|4096] [--pin CPU] [--duration SECS]";
 
 fn main() {
     let args = Args::parse(USAGE);
@@ -57,6 +57,10 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let deadline = args.duration().map(|d| Instant::now() + d);
 
     let (mut rx, _tx) = flux.split();
+    if let Some(cpu) = args.str("pin") {
+        // The receiving thread (this one) on that CPU, like the engine's worker.
+        fluxcapacitor::sys::pin_current_thread(cpu.parse().unwrap_or(0))?;
+    }
     let count = Arc::new(AtomicU64::new(0));
     let printer = {
         let (count, stop) = (count.clone(), stop.clone());

@@ -442,6 +442,7 @@ fn handles_and_frames_drop_in_every_order() {
     for order in orders {
         let (rx, mut tx) = FluxBuilder::new(&pair.host)
             .frame_size(2048)
+            .busy_retry(Duration::from_secs(3))
             .build()
             .unwrap()
             .split();

@@ -39,6 +39,7 @@ use std::future::poll_fn;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use ::tokio::io::unix::AsyncFd;
 use ::tokio::io::Interest;
@@ -107,10 +108,18 @@ pub fn split(flux: Flux) -> Result<(AsyncRx, AsyncTx)> {
 pub struct AsyncRx {
     io: AsyncFd<SockFd>,
     rx: Rx,
+    /// After traffic, re-check the ring by yielding for this long before waiting
+    /// for readiness.
+    busy_window: Duration,
+    /// When the ring last went empty after traffic.
+    last_traffic: Instant,
+    had_traffic: bool,
 }
 
-/// Ring polls before an empty receive waits for readiness.
+/// Ring polls before an empty receive yields or waits for readiness.
 const SPINS: u32 = 8;
+/// Default [`AsyncRx::set_busy_window`].
+const BUSY_WINDOW: Duration = Duration::from_millis(1);
 
 impl AsyncRx {
     /// Registers `rx`'s socket (a duplicate fd) with the current runtime for reading.
@@ -121,7 +130,23 @@ impl AsyncRx {
         Ok(AsyncRx {
             io: register(rx.fd(), Interest::READABLE)?,
             rx,
+            busy_window: BUSY_WINDOW,
+            last_traffic: Instant::now(),
+            had_traffic: false,
         })
+    }
+
+    /// For how long after the last packet an empty receive yields to the scheduler
+    /// and re-checks the ring instead of waiting for readiness (default 1 ms;
+    /// `Duration::ZERO`: always wait for readiness).
+    ///
+    /// Under a steady packet stream, waiting for readiness makes every kernel flush
+    /// wake the runtime (an inter-processor interrupt on the CPU that copies the
+    /// packets, and a handful of packets per wake-up); yielding keeps the receive
+    /// loop busy instead, like `SO_BUSY_POLL`. The price is a busy core while traffic
+    /// flows; once the stream stops for the window, the task sleeps on readiness.
+    pub fn set_busy_window(&mut self, window: Duration) {
+        self.busy_window = window;
     }
 
     /// Polls for one packet; the building block of [`AsyncRx::recv`] (and of a
@@ -152,9 +177,19 @@ impl AsyncRx {
         loop {
             for _ in 0..SPINS {
                 if let Some(v) = attempt(&mut self.rx) {
+                    self.had_traffic = true;
                     return Poll::Ready(Ok(v));
                 }
                 std::hint::spin_loop();
+            }
+            if !self.busy_window.is_zero() {
+                if std::mem::take(&mut self.had_traffic) {
+                    self.last_traffic = Instant::now();
+                }
+                if self.last_traffic.elapsed() < self.busy_window {
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
             }
             if self.rx.is_starving() {
                 match self.rx.starving_step(cx.waker()) {
