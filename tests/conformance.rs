@@ -5,8 +5,9 @@
 //!
 //! Frames carry a sequence number; the receiver checks order, length, payload and
 //! address offset, and fails on loss, duplicates, extras or a 3 s stall. After every
-//! scenario: all frames accounted for, no file descriptor, BPF map or BPF program left
-//! behind, `XDP_STATISTICS` as the scenario expects (zero unless stated).
+//! scenario: all frames accounted for, no file descriptor (BPF programs, maps and links
+//! included) left behind, no XDP program left on the interface, `XDP_STATISTICS` as the
+//! scenario expects (zero unless stated).
 //!
 //! Scenarios in this binary run one at a time (a lock), so that the leak checks,
 //! which count process file descriptors and the system's BPF objects, see only their
@@ -35,43 +36,49 @@ const DST_PORT: u16 = 9001;
 // Harness
 // ---------------------------------------------------------------------------
 
-/// Resources of the process and the system before a scenario.
+/// Resources of the process before a scenario.
 struct LeakCheck {
     fds: usize,
-    progs: HashSet<u32>,
-    maps: HashSet<u32>,
+    bpf: usize,
+}
+
+/// File descriptors of this process that hold BPF objects (programs, maps, links).
+/// While the process holds none, it keeps no BPF object alive: programs attached
+/// through a link are detached, maps and programs freed by the kernel. (Counting the
+/// system's BPF object ids instead would see other processes' programs.)
+fn bpf_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .filter(|t| t.to_string_lossy().starts_with("anon_inode:bpf"))
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 impl LeakCheck {
     fn start() -> LeakCheck {
         LeakCheck {
             fds: open_fds(),
-            progs: bpf_prog_ids().into_iter().collect(),
-            maps: bpf_map_ids().into_iter().collect(),
+            bpf: bpf_fds(),
         }
     }
 
-    /// Everything the scenario made is gone (the kernel frees some of it a moment
-    /// after the last reference closes, so allow a second).
+    /// Every descriptor the scenario opened is closed, BPF ones included (the kernel
+    /// frees sockets a moment after the last reference closes, so allow a second).
     fn finish(self) {
         let deadline = Instant::now() + Duration::from_secs(2);
         loop {
-            let fds = open_fds();
-            let progs: Vec<u32> = bpf_prog_ids()
-                .into_iter()
-                .filter(|i| !self.progs.contains(i))
-                .collect();
-            let maps: Vec<u32> = bpf_map_ids()
-                .into_iter()
-                .filter(|i| !self.maps.contains(i))
-                .collect();
-            if fds <= self.fds && progs.is_empty() && maps.is_empty() {
+            let (fds, bpf) = (open_fds(), bpf_fds());
+            if fds <= self.fds && bpf <= self.bpf {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "left behind: fds {} -> {fds}, BPF programs {progs:?}, BPF maps {maps:?}",
-                self.fds
+                "left behind: fds {} -> {fds}, BPF object fds {} -> {bpf}",
+                self.fds,
+                self.bpf
             );
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -307,6 +314,7 @@ fn error_stats(flux: &Flux) -> XskStats {
 fn finish(mut l: Link) {
     assert_at_rest(&mut l.tx);
     assert_at_rest(&mut l.rx);
+    let host = l.pair.host.clone();
     assert_eq!(
         error_stats(&l.rx),
         XskStats::default(),
@@ -319,6 +327,7 @@ fn finish(mut l: Link) {
     );
     drop(l.tx);
     drop(l.rx);
+    assert!(!xdp_attached(&host), "the program outlived its sockets");
     drop(l.pair);
 }
 
