@@ -3,8 +3,13 @@
 //!
 //! ```sh
 //! sudo target/release/examples/async_rxdrop --iface fx0 [--queue 0]
-//!      [--mode auto|native|generic] [--batch 64] [--frame-size 4096] [--pin CPU] [--duration SECS]
+//!      [--mode auto|native|generic] [--batch 64] [--frame-size 4096] [--pin CPU]
+//!      [--idle readiness|yield|nap] [--duration SECS]
 //! ```
+//!
+//! `--idle` picks [`AsyncIdle`]: the default here is `nap` (1 ms window, 100 µs
+//! naps), because this program's runtime serves this one socket; `readiness` is
+//! the library default.
 
 mod common;
 
@@ -13,10 +18,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::Args;
+use fluxcapacitor::system::tokio::AsyncIdle;
 use fluxcapacitor::FluxBuilder;
 
 const USAGE: &str = "async_rxdrop --iface IF [--queue Q] [--mode auto|native|generic] \
-[--batch N] [--frame-size 2048|4096] [--pin CPU] [--duration SECS]";
+[--batch N] [--frame-size 2048|4096] [--pin CPU] [--idle readiness|yield|nap] [--duration SECS]";
 
 fn main() {
     let args = Args::parse(USAGE);
@@ -53,6 +59,19 @@ async fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     println!("{}", flux.report());
     let (mut rx, _tx) = flux.split_async()?;
+    let window = Duration::from_millis(1);
+    rx.set_idle(match args.str("idle").unwrap_or("nap") {
+        "readiness" => AsyncIdle::Readiness,
+        "yield" => AsyncIdle::Yield { window },
+        "nap" => AsyncIdle::Nap {
+            window,
+            nap: Duration::from_micros(100),
+        },
+        other => common::die(
+            USAGE,
+            &format!("--idle: {other:?} is not readiness|yield|nap"),
+        ),
+    });
 
     let count = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicBool::new(false));

@@ -108,9 +108,8 @@ pub fn split(flux: Flux) -> Result<(AsyncRx, AsyncTx)> {
 pub struct AsyncRx {
     io: AsyncFd<SockFd>,
     rx: Rx,
-    /// After traffic, re-check the ring by yielding for this long before waiting
-    /// for readiness.
-    busy_window: Duration,
+    /// What an empty receive does right after traffic.
+    idle: AsyncIdle,
     /// When the ring last went empty after traffic.
     last_traffic: Instant,
     had_traffic: bool,
@@ -118,8 +117,37 @@ pub struct AsyncRx {
 
 /// Ring polls before an empty receive yields or waits for readiness.
 const SPINS: u32 = 8;
-/// Default [`AsyncRx::set_busy_window`].
-const BUSY_WINDOW: Duration = Duration::from_millis(1);
+
+/// What an empty [`AsyncRx`] receive does in the gaps of a packet stream (see
+/// [`AsyncRx::set_idle`]). Outside the window after the last packet it always
+/// waits for readiness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AsyncIdle {
+    /// Wait for readiness as soon as the ring is empty: pure async, no busy
+    /// core. Under a steady stream every kernel flush then wakes the runtime (an
+    /// inter-processor interrupt on the CPU that copies the packets, and a few
+    /// packets per wake-up), which caps the rate. The default.
+    #[default]
+    Readiness,
+    /// For `window` after the last packet, yield to the scheduler and look again
+    /// (like `SO_BUSY_POLL`): no wake-ups, but a busy core, and the constant ring
+    /// polling contends with the kernel's writes.
+    Yield {
+        /// How long after the last packet.
+        window: Duration,
+    },
+    /// For `window` after the last packet, put the thread to sleep for `nap`
+    /// between looks: no wake-ups and little CPU, as the engine does. The nap
+    /// *blocks the executor thread*: use it where the runtime (or worker) is
+    /// dedicated to this socket, and keep `nap` well under the time the rings
+    /// take to fill.
+    Nap {
+        /// How long after the last packet.
+        window: Duration,
+        /// One sleep.
+        nap: Duration,
+    },
+}
 
 impl AsyncRx {
     /// Registers `rx`'s socket (a duplicate fd) with the current runtime for reading.
@@ -130,23 +158,16 @@ impl AsyncRx {
         Ok(AsyncRx {
             io: register(rx.fd(), Interest::READABLE)?,
             rx,
-            busy_window: BUSY_WINDOW,
+            idle: AsyncIdle::default(),
             last_traffic: Instant::now(),
             had_traffic: false,
         })
     }
 
-    /// For how long after the last packet an empty receive yields to the scheduler
-    /// and re-checks the ring instead of waiting for readiness (default 1 ms;
-    /// `Duration::ZERO`: always wait for readiness).
-    ///
-    /// Under a steady packet stream, waiting for readiness makes every kernel flush
-    /// wake the runtime (an inter-processor interrupt on the CPU that copies the
-    /// packets, and a handful of packets per wake-up); yielding keeps the receive
-    /// loop busy instead, like `SO_BUSY_POLL`. The price is a busy core while traffic
-    /// flows; once the stream stops for the window, the task sleeps on readiness.
-    pub fn set_busy_window(&mut self, window: Duration) {
-        self.busy_window = window;
+    /// What an empty receive does right after traffic (default
+    /// [`AsyncIdle::Readiness`]).
+    pub fn set_idle(&mut self, idle: AsyncIdle) {
+        self.idle = idle;
     }
 
     /// Polls for one packet; the building block of [`AsyncRx::recv`] (and of a
@@ -182,13 +203,25 @@ impl AsyncRx {
                 }
                 std::hint::spin_loop();
             }
-            if !self.busy_window.is_zero() {
+            let window = match self.idle {
+                AsyncIdle::Readiness => Duration::ZERO,
+                AsyncIdle::Yield { window } | AsyncIdle::Nap { window, .. } => window,
+            };
+            if !window.is_zero() {
                 if std::mem::take(&mut self.had_traffic) {
                     self.last_traffic = Instant::now();
                 }
-                if self.last_traffic.elapsed() < self.busy_window {
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
+                if self.last_traffic.elapsed() < window {
+                    match self.idle {
+                        AsyncIdle::Nap { nap, .. } => {
+                            std::thread::sleep(nap);
+                            continue;
+                        }
+                        _ => {
+                            cx.waker().wake_by_ref();
+                            return Poll::Pending;
+                        }
+                    }
                 }
             }
             if self.rx.is_starving() {
