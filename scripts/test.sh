@@ -33,9 +33,12 @@ section() { printf '\n==================== %s ====================\n' "$*"; }
 elapsed() { echo $(( $(date +%s) - START )); }
 
 # Names of fx* network namespaces and veth interfaces (root namespace).
-fx_netns_list() { ip netns list 2>/dev/null | awk '{print $1}' | grep '^fx' || true; }
+# Only the names the test fixture makes (fx + 5 base-36 pid digits + a counter + h, p
+# or n), so that a benchmark or demo running beside the tests is not touched.
+FX_TEST_NAME='^fx[0-9a-z]{5}[0-9a-z]+[hpn]$'
+fx_netns_list() { ip netns list 2>/dev/null | awk '{print $1}' | grep -E "$FX_TEST_NAME" || true; }
 fx_veth_list() {
-    ip -o link show type veth 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^fx' || true
+    ip -o link show type veth 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -E "$FX_TEST_NAME" || true
 }
 
 section "environment"
