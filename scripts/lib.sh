@@ -80,3 +80,20 @@ fx_clang_multiarch_check() {
     rm -rf "$tmp"
     fx_log "clang: BPF target OK ($(clang --version | head -n1); multiarch $triplet)"
 }
+
+# Installs the given Debian packages if missing (for optional tools, e.g. the C
+# reference of scripts/bench.sh). Returns non-zero instead of dying on failure.
+fx_install_pkgs() {
+    local missing=() p
+    for p in "$@"; do
+        fx_pkg_installed "$p" || missing+=("$p")
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    command -v apt-get >/dev/null 2>&1 || { fx_log "deps: no apt-get to install ${missing[*]}"; return 1; }
+    fx_log "deps: installing ${missing[*]}"
+    if [ -z "${FX_APT_UPDATED:-}" ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq || return 1
+        FX_APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
