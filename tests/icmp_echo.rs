@@ -40,7 +40,9 @@ fn ping(ns: &str, ip: Ipv4Addr, count: u32) -> String {
 fn responder(mode: XdpMode) {
     let pair = VethPair::new(VethOpts::default());
     let h = pair.host_ip.octets();
-    let ip = Ipv4Addr::new(198, 19, h[2], h[3]);
+    // The other half of 198.18.0.0/15 from the pair's own addresses, so the
+    // responder's address is never the host's or the peer's.
+    let ip = Ipv4Addr::new(198, if h[1] == 18 { 19 } else { 18 }, h[2], h[3]);
     let ok = Command::new("ip")
         .args([
             "-n",
@@ -86,6 +88,7 @@ fn responder(mode: XdpMode) {
                 match answer_in_place(p.data_mut(), &me) {
                     Answer::EchoReply => {
                         echo.fetch_add(1, Ordering::Relaxed);
+
                         p.transmit();
                     }
                     Answer::ArpReply => {
@@ -104,7 +107,7 @@ fn responder(mode: XdpMode) {
         ours.contains("100 received") && ours.contains(" 0% packet loss"),
         "ping output:\n{ours}"
     );
-    assert_eq!(echo.load(Ordering::Relaxed), 100);
+    assert_eq!(echo.load(Ordering::Relaxed), 100, "ping said:\n{ours}");
     assert!(
         arp.load(Ordering::Relaxed) >= 1,
         "the peer had to resolve the address by ARP"
