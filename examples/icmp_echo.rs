@@ -62,14 +62,7 @@ fn run(args: &Args) -> Result<(), fluxcapacitor::Error> {
     }
     println!("answering ARP and ping for {ip} at {}", common_mac(&mac));
     let stop = engine.stop_handle();
-    stop.stop_on_signals()?;
-    if let Some(d) = args.duration() {
-        let s = stop.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(d);
-            s.stop();
-        });
-    }
+    common::arm_stop(&stop, args)?;
     let (echo, arp) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let done = Arc::new(AtomicBool::new(false));
     let printer = {

@@ -54,14 +54,7 @@ fn run(args: &Args) -> Result<(), fluxcapacitor::Error> {
         println!("{r}");
     }
     let stop = engine.stop_handle();
-    stop.stop_on_signals()?;
-    if let Some(d) = args.duration() {
-        let s = stop.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(d);
-            s.stop();
-        });
-    }
+    common::arm_stop(&stop, args)?;
     let done = Arc::new(AtomicBool::new(false));
     let printer = common::spawn_rate_printer(engine.stats(), "rxdrop", done.clone());
     let stats = engine.stats();

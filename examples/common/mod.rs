@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fluxcapacitor::engine::EngineStats;
+use fluxcapacitor::engine::{EngineStats, StopHandle};
 
 /// `--key value` / `--flag` arguments.
 pub struct Args {
@@ -219,4 +219,17 @@ pub fn print_result(name: &str, pkts: u64, secs: f64, cpu_at_start: f64) {
         0.0
     };
     println!("RESULT name={name} pkts={pkts} secs={secs:.3} pps={pps:.0} cpu_secs={cpu:.3} cpu_ns_per_pkt={ns:.1}");
+}
+
+/// Stops on Ctrl-C / SIGTERM, and after `--duration SECS` when given.
+pub fn arm_stop(stop: &StopHandle, args: &Args) -> Result<(), fluxcapacitor::Error> {
+    stop.stop_on_signals()?;
+    if let Some(d) = args.duration() {
+        let s = stop.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(d);
+            s.stop();
+        });
+    }
+    Ok(())
 }
