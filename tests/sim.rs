@@ -318,3 +318,46 @@ fn engine_stops_promptly_on_an_idle_simulated_device() {
     assert!(ran.load(Ordering::Relaxed));
     assert!(t.elapsed() < Duration::from_secs(2));
 }
+
+/// With `proto`, engine packets and system frames expose the protocol views directly.
+#[cfg(all(feature = "proto", feature = "system"))]
+#[test]
+fn proto_views_on_engine_packets_and_system_frames() {
+    use fluxcapacitor::proto::Net;
+    let mut arp = vec![0u8; 60];
+    arp[0..6].copy_from_slice(&[0xff; 6]);
+    arp[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 9]);
+    arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+    arp[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+    arp[22..28].copy_from_slice(&[2, 0, 0, 0, 0, 9]);
+    arp[28..32].copy_from_slice(&[198, 18, 0, 2]);
+    arp[38..42].copy_from_slice(&[198, 18, 0, 1]);
+    // System frame.
+    let dev = SimDevice::new(SimConfig::default());
+    let (mut rx, _tx) = dev.flux().unwrap().split();
+    assert!(dev.inject(&arp));
+    let f = rx.recv_timeout(Duration::from_secs(1)).unwrap().unwrap();
+    let layers = f.parse().unwrap();
+    assert!(
+        matches!(layers.net, Net::Arp(a) if a.target_ip() == std::net::Ipv4Addr::new(198, 18, 0, 1))
+    );
+    // Engine packet.
+    let dev = SimDevice::new(SimConfig::default());
+    let engine = Engine::from_fluxes(vec![dev.flux().unwrap()])
+        .build()
+        .unwrap();
+    let stop = engine.stop_handle();
+    assert!(dev.inject(&arp));
+    let seen = std::sync::atomic::AtomicBool::new(false);
+    engine
+        .run(|batch| {
+            for p in batch.iter_mut() {
+                if matches!(p.parse().map(|l| l.net), Ok(Net::Arp(_))) {
+                    seen.store(true, Ordering::Relaxed);
+                }
+            }
+            stop.stop();
+        })
+        .unwrap();
+    assert!(seen.load(Ordering::Relaxed));
+}

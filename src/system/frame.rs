@@ -159,6 +159,12 @@ impl Frame {
         &chunk[start..end]
     }
 
+    /// Parses the frame into its protocol layers, without copying (`proto` feature).
+    #[cfg(feature = "proto")]
+    pub fn parse(&self) -> Result<crate::proto::Layers<'_>, crate::proto::ProtoError> {
+        crate::proto::Frame::parse(self.data())
+    }
+
     /// The packet bytes, mutable.
     #[inline]
     pub fn data_mut(&mut self) -> &mut [u8] {
