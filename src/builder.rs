@@ -494,23 +494,8 @@ impl FluxBuilder {
         };
         if self.prefill {
             if let Some(fill) = rings.fill.as_mut() {
-                // Keep frames for TX when there is a TX ring: half each, at most a ring's worth.
-                let for_tx = if self.rings.tx > 0 {
-                    (umem.frame_count() / 2).min(self.rings.tx)
-                } else {
-                    0
-                };
-                let n = (umem.frame_count() - for_tx).min(self.rings.fill);
-                let mut r = fill.reserve(n);
-                while r.remaining() > 0 {
-                    match pool.alloc() {
-                        Some(a) => {
-                            let _ = r.push(a);
-                        }
-                        None => break,
-                    }
-                }
-                r.commit();
+                let n = socket::fill_share(umem.frame_count(), self.rings.fill, self.rings.tx);
+                fill.fill_from(&mut pool, n);
                 if self.need_wakeup && fill.needs_wakeup() {
                     let _ = fd.wake_rx();
                 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 #[cfg(target_os = "linux")]
 use crate::error::ConfigError;
 use crate::error::{Error, Result, Stage};
-use crate::socket::{CompletionRing, FillRing, Rings, RxRing, TxRing, XskFd, XskStats};
+use crate::socket::{Rings, XskFd, XskStats};
 #[cfg(target_os = "linux")]
 use crate::sys;
 use crate::umem::{FrameCounts, FramePool, Umem};
@@ -323,22 +323,5 @@ impl Flux {
             fd: &self.fd,
             tx_lost: &mut self.tx_lost,
         }
-    }
-
-    #[allow(dead_code)]
-    pub(crate) fn rings_mut(
-        &mut self,
-    ) -> (
-        Option<&mut FillRing>,
-        Option<&mut CompletionRing>,
-        Option<&mut RxRing>,
-        Option<&mut TxRing>,
-    ) {
-        (
-            self.rings.fill.as_mut(),
-            self.rings.completion.as_mut(),
-            self.rings.rx.as_mut(),
-            self.rings.tx.as_mut(),
-        )
     }
 }

@@ -34,7 +34,8 @@ use crate::error::Result;
 use crate::flux::{Flux, SetupReport};
 use crate::ring::{heap_pair, Consumer, Producer};
 use crate::socket::{
-    CompletionRing, FillRing, PollEvents, RingSizes, Rings, RxRing, TxRing, XskFd, XskStats,
+    fill_share, CompletionRing, FillRing, PollEvents, RingSizes, Rings, RxRing, TxRing, XskFd,
+    XskStats,
 };
 use crate::sys::{XdpDesc, XDP_PACKET_HEADROOM, XDP_PKT_CONTD};
 use crate::umem::{FramePool, Umem, UmemConfig};
@@ -235,22 +236,8 @@ impl SimDevice {
         let mut pool = FramePool::new(&umem);
         if cfg.prefill {
             if let Some(fill) = rings.fill.as_mut() {
-                let for_tx = if cfg.rings.tx > 0 {
-                    (umem.frame_count() / 2).min(cfg.rings.tx)
-                } else {
-                    0
-                };
-                let n = (umem.frame_count() - for_tx).min(cfg.rings.fill);
-                let mut r = fill.reserve(n);
-                while r.remaining() > 0 {
-                    match pool.alloc() {
-                        Some(a) => {
-                            let _ = r.push(a);
-                        }
-                        None => break,
-                    }
-                }
-                r.commit();
+                let n = fill_share(umem.frame_count(), cfg.rings.fill, cfg.rings.tx);
+                fill.fill_from(&mut pool, n);
             }
         }
         let report = SetupReport {

@@ -388,6 +388,30 @@ counted_producer!(
     FillRing,
     u64
 );
+
+impl FillRing {
+    /// Moves up to `n` frames from `pool` onto FILL; returns how many.
+    pub fn fill_from(&mut self, pool: &mut crate::umem::FramePool, n: u32) -> u32 {
+        self.produce_from(&mut std::iter::from_fn(|| pool.alloc()), n)
+    }
+
+    fn produce_from(&mut self, items: &mut impl Iterator<Item = u64>, max: u32) -> u32 {
+        let n = self.ring.produce_from(items, max);
+        self.produced += n as u64;
+        n
+    }
+}
+
+/// How many of a UMEM's `frames` belong on FILL: all FILL can hold, except that with a
+/// TX ring half the frames (at most a TX ring's worth) stay free for sending.
+pub(crate) fn fill_share(frames: u32, fill_size: u32, tx_size: u32) -> u32 {
+    let for_tx = if tx_size > 0 {
+        (frames / 2).min(tx_size)
+    } else {
+        0
+    };
+    (frames - for_tx).min(fill_size)
+}
 counted_producer!(
     /// The TX ring: descriptors of packets to send.
     TxRing,

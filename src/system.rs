@@ -108,11 +108,10 @@ pub fn split(mut flux: Flux) -> (Rx, Tx) {
     let rxr = flux.rings.rx.take();
     let txr = flux.rings.tx.take();
     let report = flux.report().clone();
-    let for_tx = match &txr {
-        Some(t) => (total / 2).min(t.size()),
-        None => 0,
-    };
-    let fill_target = fill.as_ref().map_or(0, |f| f.size().min(total - for_tx)) as u64;
+    let tx_size = txr.as_ref().map_or(0, |t| t.size());
+    let fill_target =
+        fill.as_ref()
+            .map_or(0, |f| crate::socket::fill_share(total, f.size(), tx_size)) as u64;
     let census = Census::default();
     if let Some(f) = &fill {
         census.fill_given.store(f.produced(), Ordering::Relaxed);

@@ -57,6 +57,8 @@ pub struct Umem {
     /// Some socket uses this UMEM in zero-copy mode (page contiguity then matters
     /// for unaligned descriptors).
     zero_copy: std::sync::atomic::AtomicBool,
+    /// The system page size, read once (it is consulted per TX descriptor).
+    page: u64,
 }
 
 impl fmt::Debug for Umem {
@@ -92,6 +94,7 @@ impl Umem {
             huge,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             zero_copy: std::sync::atomic::AtomicBool::new(false),
+            page: page as u64,
         })
     }
 
@@ -211,7 +214,7 @@ impl Umem {
             // not be physically contiguous: the kernel refuses crossings of
             // non-contiguous pages, and we cannot tell which those are, so we refuse
             // every page crossing there (huge pages excepted).
-            let page = sys::page_size() as u64;
+            let page = self.page;
             let zc = self.zero_copy.load(Ordering::Relaxed);
             if zc && !self.huge && flat / page != (flat + len as u64 - 1) / page {
                 return Err(DescError::CrossesPage { addr, len });

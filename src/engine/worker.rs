@@ -54,6 +54,8 @@ pub(crate) struct Worker {
     #[cfg(target_os = "linux")]
     pollfds: Vec<libc::pollfd>,
     fill_target: u32,
+    /// A port is a simulated device: wait on the device, not with poll(2).
+    simulated: bool,
     /// When the current run of empty turns started.
     idle_since: Instant,
 }
@@ -158,8 +160,10 @@ impl Worker {
             #[cfg(target_os = "linux")]
             pollfds,
             fill_target,
+            simulated: false,
             idle_since: Instant::now(),
         };
+        w.simulated = w.ports.iter().any(|p| p.flux.fd.is_simulated());
         // FILL is loaded now, not when the loop starts: the sockets are registered
         // already, and a packet finding FILL empty would be dropped.
         for p in 0..w.ports.len() {
@@ -278,8 +282,7 @@ impl Worker {
                 if stop.is_stopped() {
                     return;
                 }
-                let simulated = self.ports.iter().any(|p| p.flux.fd.is_simulated());
-                if simulated || cfg!(not(target_os = "linux")) {
+                if self.simulated || cfg!(not(target_os = "linux")) {
                     // A simulated device (or no poll(2)): wait on the device itself,
                     // a little at a time so that a stop is seen promptly.
                     if let Some(p) = self.ports.iter_mut().find(|p| p.flux.rings.rx.is_some()) {
@@ -344,17 +347,7 @@ impl Worker {
         if n == 0 {
             return;
         }
-        let mut r = fill.reserve(n);
-        while r.remaining() > 0 {
-            match self.pool.alloc() {
-                Some(a) => {
-                    // Cannot fail: `remaining() > 0`.
-                    let _ = r.push(a);
-                }
-                None => break,
-            }
-        }
-        port.fill_outstanding += r.commit() as u64;
+        port.fill_outstanding += fill.fill_from(&mut self.pool, n) as u64;
         if fill.needs_wakeup() {
             port.local.rx_wakeups += 1;
             let _ = port.flux.fd.wake_rx();
