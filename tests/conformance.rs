@@ -274,6 +274,40 @@ fn transfer(
     seqs
 }
 
+/// The test stream: data at chunk + 256, frames to `DST_PORT`.
+const STREAM: Expect = Expect {
+    data_offset: 256,
+    port: DST_PORT,
+};
+
+/// Sends `frames` in chunks (queue, kick until consumed, reap, drain RX after each),
+/// then drains RX until `want` frames of the stream have arrived; fails after a stall.
+fn send_in_chunks(
+    l: &mut Link,
+    frames: &[Vec<u8>],
+    chunk: usize,
+    refill: bool,
+    want: usize,
+) -> Vec<u32> {
+    let mut seqs = Vec::new();
+    for part in frames.chunks(chunk) {
+        queue_tx(&mut l.tx, part);
+        kick_all(&mut l.tx);
+        reap(&mut l.tx);
+        drain_rx(&mut l.rx, STREAM, refill, &mut seqs);
+    }
+    let deadline = Instant::now() + STALL;
+    while seqs.len() < want {
+        assert!(
+            Instant::now() < deadline,
+            "stalled at {} of {want}",
+            seqs.len()
+        );
+        drain_rx(&mut l.rx, STREAM, refill, &mut seqs);
+    }
+    seqs
+}
+
 fn assert_in_order(seqs: &[u32], n: u32) {
     assert_eq!(seqs.len() as u32, n, "frame count");
     for (i, s) in seqs.iter().enumerate() {
@@ -358,10 +392,7 @@ fn send_receive_n(mode: XdpMode, n: u32, len: usize, frame_size: u32) {
         move |b| b.frame_size(frame_size),
     );
     let frames: Vec<Vec<u8>> = (0..n).map(|i| frame(&l.pair, i, len, DST_PORT)).collect();
-    let exp = Expect {
-        data_offset: 256,
-        port: DST_PORT,
-    };
+    let exp = STREAM;
     let before = l.tx.raw().completion.unwrap().consumed();
     let seqs = transfer(&mut l.tx, &mut l.rx, &frames, 64, exp);
     assert_in_order(&seqs, n);
@@ -501,10 +532,7 @@ fn poll_rx_tx(mode: XdpMode) {
         assert_at_rest(&mut tx);
         tx
     });
-    let exp = Expect {
-        data_offset: 256,
-        port: DST_PORT,
-    };
+    let exp = STREAM;
     let mut seqs = Vec::new();
     let mut wakeups = 0;
     while seqs.len() < n as usize {
@@ -559,10 +587,7 @@ fn needs_kick(mode: XdpMode) {
         "copy-mode TX wants a kick"
     );
     std::thread::sleep(Duration::from_millis(200));
-    let exp = Expect {
-        data_offset: 256,
-        port: DST_PORT,
-    };
+    let exp = STREAM;
     let mut seqs = Vec::new();
     drain_rx(&mut l.rx, exp, true, &mut seqs);
     assert!(seqs.is_empty(), "frames left without a kick");
@@ -677,10 +702,7 @@ fn invalid_desc(mode: XdpMode, layout: Layout) {
         kick_all(&mut l.tx);
     }
     // The valid ones arrive, in order; none was swallowed by the kernel.
-    let exp = Expect {
-        data_offset: 256,
-        port: DST_PORT,
-    };
+    let exp = STREAM;
     let mut seqs = Vec::new();
     let deadline = Instant::now() + STALL;
     while seqs.len() < expect.len() {
@@ -797,15 +819,7 @@ fn stat_tx_invalid(mode: XdpMode) {
     let deadline = Instant::now() + STALL;
     while seqs.len() < (n / 2) as usize {
         assert!(Instant::now() < deadline, "valid half did not arrive");
-        drain_rx(
-            &mut l.rx,
-            Expect {
-                data_offset: 256,
-                port: DST_PORT,
-            },
-            true,
-            &mut seqs,
-        );
+        drain_rx(&mut l.rx, STREAM, true, &mut seqs);
     }
     assert_at_rest(&mut l.tx);
     assert_at_rest(&mut l.rx);
@@ -824,38 +838,7 @@ fn stat_rx_dropped(mode: XdpMode) {
     let frames: Vec<Vec<u8>> = (0..n)
         .map(|i| frame(&l.pair, i, if i % 2 == 0 { 64 } else { 2900 }, DST_PORT))
         .collect();
-    let mut seqs = Vec::new();
-    for chunk in frames.chunks(32) {
-        queue_tx(&mut l.tx, chunk);
-        kick_all(&mut l.tx);
-        reap(&mut l.tx);
-        drain_rx(
-            &mut l.rx,
-            Expect {
-                data_offset: 256,
-                port: DST_PORT,
-            },
-            true,
-            &mut seqs,
-        );
-    }
-    let deadline = Instant::now() + STALL;
-    while seqs.len() < (n / 2) as usize {
-        assert!(
-            Instant::now() < deadline,
-            "small frames missing: {}",
-            seqs.len()
-        );
-        drain_rx(
-            &mut l.rx,
-            Expect {
-                data_offset: 256,
-                port: DST_PORT,
-            },
-            true,
-            &mut seqs,
-        );
-    }
+    let seqs = send_in_chunks(&mut l, &frames, 32, true, (n / 2) as usize);
     let evens: Vec<u32> = (0..n).step_by(2).collect();
     assert_eq!(seqs, evens, "exactly the frames that fit");
     let s = stats(&l.rx);
@@ -890,15 +873,7 @@ fn stat_rx_full(mode: XdpMode) {
     assert!(s.rx_ring_full > 0, "receiver never released RX: {s:?}");
     assert_eq!(s.rx_fill_ring_empty_descs, 0, "{s:?}");
     let mut seqs = Vec::new();
-    drain_rx(
-        &mut l.rx,
-        Expect {
-            data_offset: 256,
-            port: DST_PORT,
-        },
-        true,
-        &mut seqs,
-    );
+    drain_rx(&mut l.rx, STREAM, true, &mut seqs);
     assert_eq!(
         seqs,
         (0..64).collect::<Vec<u32>>(),
@@ -913,40 +888,13 @@ fn stat_fill_empty(mode: XdpMode) {
     let mut l = link(mode, VethOpts::default(), |b| b.prefill(false), |b| b);
     {
         let raw = l.rx.raw();
-        let fill = raw.fill.unwrap();
-        let mut r = fill.reserve(32);
-        for _ in 0..32 {
-            r.push(raw.pool.alloc().unwrap()).unwrap();
-        }
-        r.commit();
+        assert_eq!(raw.fill.unwrap().fill_from(raw.pool, 32), 32);
     }
     let frames: Vec<Vec<u8>> = (0..100).map(|i| frame(&l.pair, i, 64, DST_PORT)).collect();
-    let mut seqs = Vec::new();
-    for chunk in frames.chunks(20) {
-        queue_tx(&mut l.tx, chunk);
-        kick_all(&mut l.tx);
-        reap(&mut l.tx);
-        // Consume RX, never refill FILL.
-        drain_rx(
-            &mut l.rx,
-            Expect {
-                data_offset: 256,
-                port: DST_PORT,
-            },
-            false,
-            &mut seqs,
-        );
-    }
+    // Consume RX, never refill FILL.
+    let mut seqs = send_in_chunks(&mut l, &frames, 20, false, 32);
     std::thread::sleep(Duration::from_millis(50));
-    drain_rx(
-        &mut l.rx,
-        Expect {
-            data_offset: 256,
-            port: DST_PORT,
-        },
-        false,
-        &mut seqs,
-    );
+    drain_rx(&mut l.rx, STREAM, false, &mut seqs);
     assert_eq!(seqs, (0..32).collect::<Vec<u32>>());
     let s = stats(&l.rx);
     assert!(s.rx_fill_ring_empty_descs > 0, "{s:?}");
@@ -969,34 +917,7 @@ fn xdp_drop_half(mode: XdpMode) {
     );
     let n = 1000u32;
     let frames: Vec<Vec<u8>> = (0..n).map(|i| frame(&l.pair, i, 64, DST_PORT)).collect();
-    let mut seqs = Vec::new();
-    for chunk in frames.chunks(64) {
-        queue_tx(&mut l.tx, chunk);
-        kick_all(&mut l.tx);
-        reap(&mut l.tx);
-        drain_rx(
-            &mut l.rx,
-            Expect {
-                data_offset: 256,
-                port: DST_PORT,
-            },
-            true,
-            &mut seqs,
-        );
-    }
-    let deadline = Instant::now() + STALL;
-    while seqs.len() < (n / 2) as usize {
-        assert!(Instant::now() < deadline, "stalled at {}", seqs.len());
-        drain_rx(
-            &mut l.rx,
-            Expect {
-                data_offset: 256,
-                port: DST_PORT,
-            },
-            true,
-            &mut seqs,
-        );
-    }
+    let seqs = send_in_chunks(&mut l, &frames, 64, true, (n / 2) as usize);
     assert_eq!(
         seqs,
         (0..n).step_by(2).collect::<Vec<u32>>(),
@@ -1073,10 +994,7 @@ fn shared_umem_same_queue(mode: XdpMode) {
         })
         .collect();
     let (mut sa, mut sb) = (Vec::new(), Vec::new());
-    let ea = Expect {
-        data_offset: 256,
-        port: DST_PORT,
-    };
+    let ea = STREAM;
     let mut sent = 0;
     let deadline = Instant::now() + Duration::from_secs(10);
     while sa.len() + sb.len() < n as usize {
@@ -1093,25 +1011,7 @@ fn shared_umem_same_queue(mode: XdpMode) {
         }
         // One thread serves both RX rings and the one FILL ring they share.
         drain_rx(&mut a, ea, true, &mut sa);
-        let mut got = Vec::new();
-        {
-            let rb = b.raw();
-            let (rx, umem) = (rb.rx.unwrap(), rb.umem);
-            rx.consume(u32::MAX, |d| {
-                // SAFETY: off B's RX; ours until it goes back on the owner's FILL.
-                let bytes = unsafe { umem.slice(d.addr, d.len as usize) }.unwrap();
-                let (_, dst, p) = parse_udp_frame(bytes).unwrap();
-                assert_eq!(dst.port(), DST_PORT + 1, "B got A's traffic");
-                sb.push(check_seq_payload(p).unwrap());
-                got.push(umem.chunk_of(d.addr));
-            });
-        }
-        let ra = a.raw();
-        let mut r = ra.fill.unwrap().reserve(got.len() as u32);
-        for c in got {
-            r.push(c).unwrap();
-        }
-        r.commit();
+        drain_sharer_rx(&mut b, &mut a, DST_PORT + 1, &mut sb);
     }
     assert_in_order(&sa, n / 2);
     assert_in_order(&sb, n / 2);
@@ -1123,6 +1023,30 @@ fn shared_umem_same_queue(mode: XdpMode) {
     drop(tx);
 }
 both_modes!(shared_umem_same_queue);
+
+/// Takes what the sharer `b` received (all of it to `port`, else it is the other
+/// socket's traffic) and gives the frames back on the owner's FILL ring, which the two
+/// sockets of one queue share.
+fn drain_sharer_rx(b: &mut Flux, owner: &mut Flux, port: u16, seqs: &mut Vec<u32>) {
+    let mut chunks = Vec::new();
+    {
+        let rb = b.raw();
+        let umem = rb.umem;
+        rb.rx.unwrap().consume(u32::MAX, |d| {
+            // SAFETY: off B's RX; ours until it goes back on the owner's FILL.
+            let bytes = unsafe { umem.slice(d.addr, d.len as usize) }.unwrap();
+            let (_, dst, p) = parse_udp_frame(bytes).unwrap();
+            assert_eq!(dst.port(), port, "traffic for the other socket");
+            seqs.push(check_seq_payload(p).unwrap());
+            chunks.push(umem.chunk_of(d.addr));
+        });
+    }
+    let mut r = owner.raw().fill.unwrap().reserve(chunks.len() as u32);
+    for c in chunks {
+        r.push(c).unwrap();
+    }
+    r.commit();
+}
 
 /// Sockets on both ends of the pair sharing one UMEM: host -> peer and back.
 fn shared_umem_two_devices(mode: XdpMode) {
@@ -1165,10 +1089,7 @@ fn shared_umem_two_devices(mode: XdpMode) {
         })
         .collect();
     let to_host: Vec<Vec<u8>> = (0..n).map(|i| frame(&pair, i, 64, DST_PORT)).collect();
-    let e = Expect {
-        data_offset: 256,
-        port: DST_PORT,
-    };
+    let e = STREAM;
     // A -> B. Frames A sends come from the shared pool; B returns what it receives
     // to its own FILL.
     let (mut at_b, mut at_a) = (Vec::new(), Vec::new());
@@ -1249,10 +1170,7 @@ fn bidirectional(mode: XdpMode) {
         FluxBuilder::new(peer).xdp_mode(mode).build().unwrap()
     });
     let n = 1024u32;
-    let e = Expect {
-        data_offset: 256,
-        port: DST_PORT,
-    };
+    let e = STREAM;
     // Peer -> host.
     let to_host: Vec<Vec<u8>> = (0..n).map(|i| frame(&pair, i, 64, DST_PORT)).collect();
     let seqs = transfer(&mut peer_sock, &mut host, &to_host, 64, e);
@@ -1294,10 +1212,7 @@ fn xskmap_swap(mode: XdpMode) {
     let mut tx = in_netns(&pair.ns, move || {
         FluxBuilder::new(peer).load_xdp(false).build().unwrap()
     });
-    let e = Expect {
-        data_offset: 256,
-        port: DST_PORT,
-    };
+    let e = STREAM;
     let first: Vec<Vec<u8>> = (0..100).map(|i| frame(&pair, i, 64, DST_PORT)).collect();
     let seqs = transfer(&mut tx, &mut a, &first, 32, e);
     assert_in_order(&seqs, 100);
@@ -1318,24 +1233,7 @@ fn xskmap_swap(mode: XdpMode) {
             kick_all(&mut tx);
             reap(&mut tx);
         }
-        let chunks: Vec<u64> = {
-            let rb = b.raw();
-            let umem = rb.umem;
-            let mut v = Vec::new();
-            rb.rx.unwrap().consume(u32::MAX, |d| {
-                // SAFETY: off B's RX; ours until it goes back on FILL.
-                let bytes = unsafe { umem.slice(d.addr, d.len as usize) }.unwrap();
-                got_b.push(check_seq_payload(parse_udp_frame(bytes).unwrap().2).unwrap());
-                v.push(umem.chunk_of(d.addr));
-            });
-            v
-        };
-        let ra = a.raw();
-        let mut r = ra.fill.unwrap().reserve(chunks.len() as u32);
-        for c in chunks {
-            r.push(c).unwrap();
-        }
-        r.commit();
+        drain_sharer_rx(&mut b, &mut a, DST_PORT, &mut got_b);
         let mut none = Vec::new();
         drain_rx(&mut a, e, true, &mut none);
         assert!(none.is_empty(), "A still got traffic after the swap");
@@ -1481,10 +1379,7 @@ fn multi_queue(mode: XdpMode) {
     let p2 = progress.clone();
     let sender = std::thread::spawn(move || send_windowed(&ns, src, dst, payloads, 32, p2, 128));
     let (mut s0, mut s1) = (Vec::new(), Vec::new());
-    let e = Expect {
-        data_offset: 256,
-        port: DST_PORT,
-    };
+    let e = STREAM;
     let mut last = Instant::now();
     while s0.len() + s1.len() < n as usize {
         assert!(
@@ -1677,16 +1572,7 @@ fn huge_pages(mode: XdpMode) {
     }
     assert_eq!(l.rx.report().huge_pages, l.rx.umem().huge_pages());
     let frames: Vec<Vec<u8>> = (0..256).map(|i| frame(&l.pair, i, 64, DST_PORT)).collect();
-    let seqs = transfer(
-        &mut l.tx,
-        &mut l.rx,
-        &frames,
-        64,
-        Expect {
-            data_offset: 256,
-            port: DST_PORT,
-        },
-    );
+    let seqs = transfer(&mut l.tx, &mut l.rx, &frames, 64, STREAM);
     assert_in_order(&seqs, 256);
     finish(l);
 }
