@@ -31,19 +31,6 @@ async fn main() {
     }
 }
 
-/// An IPv4/UDP datagram to `ip` (and `port`, if given)?
-fn for_us(f: &[u8], ip: Ipv4Addr, port: Option<u16>) -> bool {
-    if f.len() < 42 || f[12..14] != [0x08, 0x00] || f[14] >> 4 != 4 || f[23] != 17 {
-        return false;
-    }
-    let ihl = (f[14] & 0x0f) as usize * 4;
-    if f[30..34] != ip.octets() || f.len() < 14 + ihl + 8 {
-        return false;
-    }
-    let dport = u16::from_be_bytes([f[14 + ihl + 2], f[14 + ihl + 3]]);
-    port.is_none_or(|p| p == dport)
-}
-
 async fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let iface = args.req("iface");
     let ip = args.ip("ip", Ipv4Addr::UNSPECIFIED);
@@ -96,7 +83,7 @@ async fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             _ = &mut ctrl_c => break,
         }
         for mut frame in frames.drain(..) {
-            if !for_us(&frame, ip, port) || udp_reply_in_place(&mut frame).is_err() {
+            if !common::udp_to(&frame, ip, port) || udp_reply_in_place(&mut frame).is_err() {
                 continue; // dropped: back to the pool
             }
             match tx.send(frame).await {

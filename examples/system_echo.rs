@@ -31,35 +31,6 @@ fn main() {
     }
 }
 
-/// An IPv4/UDP datagram to `ip` (and `port`, if given)?
-fn for_us(f: &[u8], ip: Ipv4Addr, port: Option<u16>) -> bool {
-    if f.len() < 42 || f[12..14] != [0x08, 0x00] || f[14] >> 4 != 4 || f[23] != 17 {
-        return false;
-    }
-    let ihl = (f[14] & 0x0f) as usize * 4;
-    if f[30..34] != ip.octets() || f.len() < 14 + ihl + 8 {
-        return false;
-    }
-    let dport = u16::from_be_bytes([f[14 + ihl + 2], f[14 + ihl + 3]]);
-    port.is_none_or(|p| p == dport)
-}
-
-/// Sets `stop` on SIGINT / SIGTERM (blocked here, so call before spawning threads).
-fn stop_on_signals(stop: Arc<AtomicBool>) -> Result<(), String> {
-    use nix::sys::signal::{SigSet, Signal};
-    let mut set = SigSet::empty();
-    set.add(Signal::SIGINT);
-    set.add(Signal::SIGTERM);
-    set.thread_block()
-        .map_err(|e| format!("blocking signals: {e}"))?;
-    std::thread::spawn(move || {
-        if set.wait().is_ok() {
-            stop.store(true, Ordering::Relaxed);
-        }
-    });
-    Ok(())
-}
-
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let iface = args.req("iface");
     let ip = args.ip("ip", Ipv4Addr::UNSPECIFIED);
@@ -74,7 +45,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     println!("{}", flux.report());
     let stop = Arc::new(AtomicBool::new(false));
-    stop_on_signals(stop.clone())?;
+    common::stop_flag_on_signals(stop.clone())?;
     let deadline = args.duration().map(|d| Instant::now() + d);
     let (mut rx, mut tx) = flux.split();
 
@@ -105,7 +76,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
         received += rx.recv_batch_timeout(&mut frames, 64, Duration::from_millis(100))? as u64;
         for mut frame in frames.drain(..) {
-            if !for_us(&frame, ip, port) || udp_reply_in_place(&mut frame).is_err() {
+            if !common::udp_to(&frame, ip, port) || udp_reply_in_place(&mut frame).is_err() {
                 continue; // dropped: back to the pool
             }
             // Wait a little for room rather than drop an answer.

@@ -27,22 +27,6 @@ fn main() {
     }
 }
 
-/// Sets `stop` on SIGINT / SIGTERM (blocked here, so call before spawning threads).
-fn stop_on_signals(stop: Arc<AtomicBool>) -> Result<(), String> {
-    use nix::sys::signal::{SigSet, Signal};
-    let mut set = SigSet::empty();
-    set.add(Signal::SIGINT);
-    set.add(Signal::SIGTERM);
-    set.thread_block()
-        .map_err(|e| format!("blocking signals: {e}"))?;
-    std::thread::spawn(move || {
-        if set.wait().is_ok() {
-            stop.store(true, Ordering::Relaxed);
-        }
-    });
-    Ok(())
-}
-
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let iface = args.req("iface");
     let batch: usize = args.num("batch", 64);
@@ -53,7 +37,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     println!("{}", flux.report());
     let stop = Arc::new(AtomicBool::new(false));
-    stop_on_signals(stop.clone())?;
+    common::stop_flag_on_signals(stop.clone())?;
     let deadline = args.duration().map(|d| Instant::now() + d);
 
     let (mut rx, _tx) = flux.split();

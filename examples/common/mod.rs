@@ -233,3 +233,38 @@ pub fn arm_stop(stop: &StopHandle, args: &Args) -> Result<(), fluxcapacitor::Err
     }
     Ok(())
 }
+
+/// Sets `stop` on SIGINT / SIGTERM (blocked here, so call before spawning threads).
+pub fn stop_flag_on_signals(stop: std::sync::Arc<AtomicBool>) -> Result<(), fluxcapacitor::Error> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGTERM);
+    set.thread_block()
+        .map_err(|e| fluxcapacitor::Error::Kernel {
+            stage: fluxcapacitor::Stage::Wakeup,
+            hint: Some("blocking SIGINT/SIGTERM"),
+            source: std::io::Error::from_raw_os_error(e as i32),
+        })?;
+    std::thread::spawn(move || {
+        if set.wait().is_ok() {
+            stop.store(true, Ordering::Relaxed);
+        }
+    });
+    Ok(())
+}
+
+/// An IPv4/UDP datagram to `ip` (and `port`, if given)? Parsed with the proto views.
+#[cfg(feature = "proto")]
+pub fn udp_to(frame: &[u8], ip: Ipv4Addr, port: Option<u16>) -> bool {
+    use fluxcapacitor::proto::{Frame, Net, Transport};
+    match Frame::parse(frame) {
+        Ok(l) => match (l.net, l.transport) {
+            (Net::Ipv4(v4), Transport::Udp(udp)) => {
+                v4.dst_addr() == ip && port.is_none_or(|p| p == udp.dst_port())
+            }
+            _ => false,
+        },
+        Err(_) => false,
+    }
+}
