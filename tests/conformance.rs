@@ -20,6 +20,7 @@ use std::net::SocketAddrV4;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use common::raw::{kick_all, queue_tx, reap};
 use common::*;
 use fluxcapacitor::raw::PacketAssembler;
 use fluxcapacitor::{
@@ -137,57 +138,6 @@ fn frame(pair: &VethPair, seq: u32, len: usize, dst_port: u16) -> Vec<u8> {
         SocketAddrV4::new(pair.host_ip, dst_port),
         &seq_payload(seq, len - 42),
     )
-}
-
-fn reap(flux: &mut Flux) -> u32 {
-    let raw = flux.raw();
-    let (pool, umem) = (raw.pool, raw.umem);
-    match raw.completion {
-        Some(c) => c.consume(u32::MAX, |a| pool.free(umem.chunk_of(a))),
-        None => 0,
-    }
-}
-
-/// Queues up to `frames.len()` frames on `flux`'s TX from its pool (validated);
-/// returns how many were queued. Does not kick.
-fn queue_tx(flux: &mut Flux, frames: &[Vec<u8>]) -> usize {
-    let mut raw = flux.raw();
-    let off = raw.umem.data_offset() as u64;
-    let mut descs = Vec::with_capacity(frames.len());
-    for f in frames {
-        let Some(chunk) = raw.pool.alloc() else { break };
-        // SAFETY: just taken from the pool: on no ring, no other view.
-        unsafe { raw.umem.slice_mut(chunk + off, f.len()) }
-            .expect("frame fits")
-            .copy_from_slice(f);
-        descs.push(XdpDesc {
-            addr: chunk + off,
-            len: f.len() as u32,
-            options: 0,
-        });
-    }
-    let n = raw.send(&descs).expect("valid descriptors");
-    for d in &descs[n..] {
-        raw.pool.free(raw.umem.chunk_of(d.addr));
-    }
-    n
-}
-
-/// Kicks until the kernel has taken everything on TX (copy mode sends at most 32
-/// descriptors per kick).
-fn kick_all(flux: &mut Flux) {
-    let deadline = Instant::now() + STALL;
-    loop {
-        let raw = flux.raw();
-        let tx = raw.tx.expect("TX ring");
-        if tx.pending() == 0 {
-            return;
-        }
-        assert!(Instant::now() < deadline, "TX not consumed");
-        if tx.needs_wakeup() {
-            raw.fd.kick_tx().expect("kick");
-        }
-    }
 }
 
 /// What the receiver checks on every frame.

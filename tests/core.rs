@@ -11,9 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::raw::{kick_all, queue_tx, reap};
 use common::*;
 use fluxcapacitor::raw::RawParts;
-use fluxcapacitor::{BindMode, ConfigError, Error, Flux, FluxBuilder, RingSizes, XdpDesc, XdpMode};
+use fluxcapacitor::{BindMode, ConfigError, Error, Flux, FluxBuilder, RingSizes, XdpMode};
 
 const N: u32 = 10_000;
 const PORT: u16 = 7000;
@@ -95,7 +96,7 @@ fn assert_at_rest(flux: &mut Flux) {
     // Completions arrive asynchronously; reap until TX drains.
     let deadline = Instant::now() + Duration::from_secs(3);
     loop {
-        reap_completions(flux);
+        reap(flux);
         let c = flux.frame_counts();
         assert!(c.is_conserved(), "frames not conserved: {c}");
         if c.tx == 0 && c.completion == 0 && c.user == 0 {
@@ -105,18 +106,6 @@ fn assert_at_rest(flux: &mut Flux) {
         let _ = flux.fd().kick_tx();
         std::thread::sleep(Duration::from_millis(5));
     }
-}
-
-fn reap_completions(flux: &mut Flux) -> u32 {
-    let RawParts {
-        completion,
-        pool,
-        umem,
-        ..
-    } = flux.raw();
-    completion
-        .unwrap()
-        .consume(u32::MAX, |addr| pool.free(umem.chunk_of(addr)))
 }
 
 fn rx_test(mode: XdpMode) {
@@ -195,49 +184,19 @@ fn receive_10k_udp_generic() {
     rx_test(XdpMode::Generic);
 }
 
-/// Builds frames from the pool, validates and sends them, reaps completions.
+/// Sends `frames` from the pool in batches of 64, kicking until each batch is taken
+/// and reaping completions.
 fn raw_send(flux: &mut Flux, frames: &[Vec<u8>]) {
     let mut next = 0;
     let deadline = Instant::now() + Duration::from_secs(20);
     while next < frames.len() {
         assert!(Instant::now() < deadline, "TX stalled at {next}");
-        reap_completions(flux);
-        let mut raw = flux.raw();
-        let off = raw.umem.data_offset() as u64;
-        let mut batch = Vec::new();
-        while batch.len() < 64 && next + batch.len() < frames.len() {
-            let Some(chunk) = raw.pool.alloc() else { break };
-            let f = &frames[next + batch.len()];
-            // SAFETY: freshly allocated from the pool: on no ring, no other view.
-            let buf = unsafe { raw.umem.slice_mut(chunk + off, f.len()) }.unwrap();
-            buf.copy_from_slice(f);
-            batch.push(XdpDesc {
-                addr: chunk + off,
-                len: f.len() as u32,
-                options: 0,
-            });
-        }
-        let sent = raw.send(&batch).expect("valid descriptors");
-        for d in &batch[sent..] {
-            raw.pool.free(raw.umem.chunk_of(d.addr));
-        }
-        next += sent;
-        kick_until_consumed(&mut raw);
+        reap(flux);
+        next += queue_tx(flux, &frames[next..(next + 64).min(frames.len())]);
+        kick_all(flux);
         // The veth peer queues what we send on a 1000-packet backlog and drops the
         // rest (counted as device drops); pace so that this test sees no such drop.
         std::thread::sleep(Duration::from_micros(150));
-    }
-}
-
-/// Copy mode sends at most 32 descriptors per kick: kick until the kernel has taken
-/// everything on TX.
-fn kick_until_consumed(raw: &mut RawParts<'_>) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while raw.tx.as_ref().unwrap().pending() > 0 {
-        assert!(Instant::now() < deadline, "TX not consumed");
-        if raw.tx.as_ref().unwrap().needs_wakeup() {
-            raw.fd.kick_tx().unwrap();
-        }
     }
 }
 

@@ -12,6 +12,9 @@
 //! the test's own (root) namespace and the peer end in a private namespace.
 #![allow(dead_code)]
 
+#[cfg(feature = "raw")]
+pub mod raw;
+
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
