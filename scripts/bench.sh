@@ -65,8 +65,8 @@ TARGET="${CARGO_TARGET_DIR:-$REPO_ROOT/target}"
 EX="$TARGET/release/examples"
 CREF="$TARGET/bench-ref"
 if [ "$BUILD" -eq 1 ]; then
-    fx_log "build: cargo build --release --all-features --examples"
-    (cd "$REPO_ROOT" && cargo build --release --all-features --examples -q)
+    fx_log "build: cargo build --release --features async --examples"
+    (cd "$REPO_ROOT" && cargo build --release --features async --examples -q)
 fi
 [ -x "$EX/xdpgen" ] && [ -x "$EX/xdpdrop" ] || fx_die "examples not built in $EX"
 if [ "$WITH_C" -eq 1 ]; then

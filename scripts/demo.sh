@@ -11,6 +11,8 @@
 #         --src-ip PEER_IP --dst-ip HOST_IP --size 64 --duration N
 # inside the namespace. Each program prints one line per second; the lines are
 # shown prefixed with [rx] / [tx]. Everything is torn down on exit or Ctrl-C.
+# The last line is a summary, `demo: received N packets in S s (R pps)`, and the
+# exit status is non-zero unless packets arrived and nothing was left behind.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -37,8 +39,8 @@ fx_need_root
 fx_install_deps
 fx_ensure_rust
 
-echo "== building examples (release)"
-(cd "$REPO_ROOT" && cargo build --release --examples)
+echo "== building the examples rxdrop and txgen (release)"
+(cd "$REPO_ROOT" && cargo build --release --features async --example rxdrop --example txgen)
 for b in "$RX_BIN" "$TX_BIN"; do
     [ -x "$b" ] || fx_die "example binary $b was not built"
 done
@@ -61,6 +63,10 @@ cleanup() {
     bash "$SCRIPT_DIR/setup_veth.sh" --name "$HOST_IF" --ns "$DEMO_NS" --down >/dev/null 2>&1 \
         || echo "warning: could not remove $HOST_IF/$DEMO_NS" >&2
     [ -z "$RX_FIFO_DIR" ] || rm -rf "$RX_FIFO_DIR"
+    if ip link show dev "$HOST_IF" >/dev/null 2>&1 || [ -e "/var/run/netns/$DEMO_NS" ]; then
+        echo "demo: $HOST_IF or namespace $DEMO_NS is still there after clean-up" >&2
+        [ "$rc" -ne 0 ] || rc=1
+    fi
     exit "$rc"
 }
 trap cleanup EXIT
@@ -89,7 +95,10 @@ RX_PID=$!
 (
     while IFS= read -r line; do
         printf '[rx] %s\n' "$line"
-        case "$line" in *attached*) : >"$ATTACHED" ;; esac
+        case "$line" in
+            *attached*) : >"$ATTACHED" ;;
+            RESULT*) printf '%s\n' "$line" >"$RX_FIFO_DIR/result" ;;
+        esac
     done <"$RX_FIFO_DIR/rx"
 ) &
 
@@ -116,5 +125,14 @@ TX_PID=""
 wait "$RX_PID" || { echo "receiver exited with status $?" >&2; status=1; }
 RX_PID=""
 wait  # the output-prefixing loops
+RESULT_LINE="$(cat "$RX_FIFO_DIR/result" 2>/dev/null || true)"
+PKTS="$(sed -n 's/.* pkts=\([0-9]*\).*/\1/p' <<<"$RESULT_LINE")"
+SECS="$(sed -n 's/.* secs=\([0-9.]*\).*/\1/p' <<<"$RESULT_LINE")"
+PPS="$(sed -n 's/.* pps=\([0-9]*\).*/\1/p' <<<"$RESULT_LINE")"
+if [ -z "$PKTS" ] || [ "${PKTS:-0}" -eq 0 ]; then
+    echo "demo: the receiver reported no packets (${RESULT_LINE:-no RESULT line})" >&2
+    status=1
+fi
 echo "== demo finished (status $status)"
+echo "demo: received ${PKTS:-0} packets in ${SECS:-?} s (${PPS:-0} pps)"
 exit "$status"

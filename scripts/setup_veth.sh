@@ -9,8 +9,10 @@
 # 198.18.0.1/30 on the host end and 198.18.0.2/30 on the peer (RFC 2544
 # benchmarking range). IPv6 is disabled on both ends and permanent neighbour
 # entries are added both ways (so traffic flows even when an XDP program on an
-# end swallows ARP). Idempotent: a stale pair/namespace of the same names is
-# removed first. On success prints a KEY=VALUE block:
+# end swallows ARP). Idempotent: a pair that is already set up as asked is kept
+# as it is (so a program attached to it keeps running); a half-made or different
+# one of the same names is removed and made again. `--down` is the matching
+# teardown (also idempotent). On success prints a KEY=VALUE block:
 #   HOST_IF= PEER_IF= NS= HOST_MAC= PEER_MAC= HOST_IP= PEER_IP= QUEUES=
 set -euo pipefail
 
@@ -70,6 +72,42 @@ if [ "$DOWN" -eq 1 ]; then
     exit 0
 fi
 
+mac_of() { # mac_of [ip options...] IFNAME
+    local ifname="${*: -1}" opts=("${@:1:$#-1}")
+    ip "${opts[@]}" -o link show dev "$ifname" | sed -n 's/.*link\/ether \([0-9a-f:]\{17\}\).*/\1/p'
+}
+
+print_block() {
+    cat <<EOT
+HOST_IF=$NAME
+PEER_IF=$PEER
+NS=$NS
+HOST_MAC=$(mac_of "$NAME")
+PEER_MAC=$(mac_of -n "$NS" "$PEER")
+HOST_IP=$HOST_IP
+PEER_IP=$PEER_IP
+QUEUES=$QUEUES
+EOT
+}
+
+# Already set up exactly as asked: keep it.
+already() {
+    [ -e "/var/run/netns/$NS" ] || return 1
+    ip -o link show dev "$NAME" 2>/dev/null | grep -q "state UP\|,UP" || return 1
+    ip -n "$NS" -o link show dev "$PEER" >/dev/null 2>&1 || return 1
+    ip -o -4 addr show dev "$NAME" | grep -q " $HOST_IP/30 " || return 1
+    ip -n "$NS" -o -4 addr show dev "$PEER" | grep -q " $PEER_IP/30 " || return 1
+    [ "$(ls -d /sys/class/net/"$NAME"/queues/rx-* | wc -l)" -eq "$QUEUES" ] || return 1
+    if [ -n "$MTU" ]; then
+        [ "$(cat /sys/class/net/"$NAME"/mtu)" -eq "$MTU" ] || return 1
+    fi
+    return 0
+}
+if already; then
+    print_block
+    exit 0
+fi
+
 teardown
 
 # If anything below fails, do not leave a half-made setup behind.
@@ -92,10 +130,6 @@ ip -n "$NS" link set dev lo up
 ip link set dev "$NAME" up
 ip -n "$NS" link set dev "$PEER" up
 
-mac_of() { # mac_of [ip options...] IFNAME
-    local ifname="${*: -1}" opts=("${@:1:$#-1}")
-    ip "${opts[@]}" -o link show dev "$ifname" | sed -n 's/.*link\/ether \([0-9a-f:]\{17\}\).*/\1/p'
-}
 HOST_MAC="$(mac_of "$NAME")"
 PEER_MAC="$(mac_of -n "$NS" "$PEER")"
 [ -n "$HOST_MAC" ] && [ -n "$PEER_MAC" ] || { echo "error: could not read MAC addresses" >&2; exit 1; }
@@ -104,13 +138,4 @@ ip -n "$NS" neigh replace "$HOST_IP" lladdr "$HOST_MAC" dev "$PEER" nud permanen
 ip neigh replace "$PEER_IP" lladdr "$PEER_MAC" dev "$NAME" nud permanent
 
 trap - EXIT
-cat <<EOT
-HOST_IF=$NAME
-PEER_IF=$PEER
-NS=$NS
-HOST_MAC=$HOST_MAC
-PEER_MAC=$PEER_MAC
-HOST_IP=$HOST_IP
-PEER_IP=$PEER_IP
-QUEUES=$QUEUES
-EOT
+print_block

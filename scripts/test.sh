@@ -6,8 +6,13 @@
 # Must run as root: the integration tests create network namespaces and veth
 # pairs and load XDP programs, and they fail (never skip) without privileges.
 # Installs missing build dependencies, then runs, stopping at the first
-# failure:  cargo fmt --check, cargo clippy -D warnings, cargo doc -D warnings
-# (these three are skipped with --quick), and cargo test --all-features.
+# failure:  cargo fmt --check, cargo clippy -D warnings, cargo doc -D warnings,
+# a build per feature (these are skipped with --quick), cargo test
+# --all-features, the seed's workflow line (`cargo test -p fluxcapacitor
+# --features async`), the simulated-device suite as an unprivileged user, and
+# the README's scripts end to end: setup_veth.sh (idempotent, with its
+# teardown), demo.sh --duration 3 and bench.sh --quick, each of which must
+# print non-zero rates and leave no namespace, interface or program behind.
 # Finally checks that the run left no network namespace or veth named fx*.
 set -euo pipefail
 
@@ -115,12 +120,28 @@ if [ "$QUICK" -eq 0 ]; then
 
     section "cargo doc --no-deps --all-features (RUSTDOCFLAGS=-D warnings)"
     RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
+
+    section "a build per feature, warnings are errors (what a user with one feature builds)"
+    for f in "" raw engine system async proto sim sim,engine sim,system; do
+        out="$(cargo check --no-default-features ${f:+--features "$f"} --lib --examples --message-format=short 2>&1)" \
+            || { echo "$out"; echo "FAIL: features [$f] do not build"; exit 1; }
+        if grep -E '^(src|examples)/.*: warning' <<<"$out"; then
+            echo "FAIL: features [$f] build with warnings"; exit 1
+        fi
+        echo "ok: features [${f}]"
+    done
 else
     section "--quick: skipping fmt, clippy and doc"
 fi
 
 section "FLUX_REQUIRE_ROOT_TESTS=1 cargo test --all-features"
 cargo test --all-features ${TEST_ARGS[@]+"${TEST_ARGS[@]}"} 2>&1 | tee "$TEST_LOG"
+
+section "the seed's workflow line: cargo test -p fluxcapacitor --features async"
+cargo test -p fluxcapacitor --features async 2>&1 | tee -a "$TEST_LOG" | grep -E '^(test result|     Running)' || true
+if grep -q '^test result: FAILED' "$TEST_LOG"; then
+    echo "FAIL: cargo test -p fluxcapacitor --features async"; exit 1
+fi
 
 section "simulated device: sim suite as an unprivileged user (no root, no kernel)"
 SIM_FEATURES="sim,engine,system,async"
@@ -157,3 +178,54 @@ if [ "$QUICK" -eq 0 ]; then
     section "ring model test under Miri (scripts/miri.sh)"
     bash "$SCRIPT_DIR/miri.sh" 2>&1 | tee -a "$TEST_LOG"
 fi
+
+# The scripts the README names, run as a user runs them, from this checkout.
+# nothing_left NAME...: fails when a namespace or interface of these names, or an
+# XDP program on such an interface, is still there.
+nothing_left() {
+    local n bad=""
+    for n in "$@"; do
+        [ -e "/var/run/netns/$n" ] && bad="$bad namespace:$n"
+        ip link show dev "$n" >/dev/null 2>&1 && bad="$bad interface:$n"
+    done
+    if [ -n "$bad" ]; then
+        echo "FAIL: left behind:$bad"; return 1
+    fi
+}
+flux_programs() { bpftool prog show 2>/dev/null | grep -c 'name flux_xsk' || true; }
+
+section "scripts/setup_veth.sh: idempotent set-up, matching teardown"
+S1="$(bash "$SCRIPT_DIR/setup_veth.sh" --name fxsv0 --ns fxsvns)"
+S2="$(bash "$SCRIPT_DIR/setup_veth.sh" --name fxsv0 --ns fxsvns)"
+[ "$S1" = "$S2" ] || { echo "FAIL: a second set-up changed the pair:"; diff <(echo "$S1") <(echo "$S2"); exit 1; }
+echo "$S1"
+ip netns exec fxsvns ping -c 2 -W 1 -q "$(sed -n 's/^HOST_IP=//p' <<<"$S1")" | tail -n 2
+bash "$SCRIPT_DIR/setup_veth.sh" --name fxsv0 --ns fxsvns --down
+bash "$SCRIPT_DIR/setup_veth.sh" --name fxsv0 --ns fxsvns --down
+nothing_left fxsv0 fxsv0p fxsvns
+echo "ok: set-up twice gives the same pair, teardown twice leaves nothing"
+
+section "scripts/demo.sh --duration 3 (the README's first command)"
+PROGS_BEFORE="$(flux_programs)"
+DEMO_OUT="$(bash "$SCRIPT_DIR/demo.sh" --duration 3 2>&1)" || { echo "$DEMO_OUT"; echo "FAIL: demo.sh"; exit 1; }
+echo "$DEMO_OUT" | tail -n 6
+grep -Eq '^demo: received [1-9][0-9]* packets .*\([1-9][0-9]* pps\)' <<<"$DEMO_OUT" \
+    || { echo "FAIL: the demo printed no packet rate"; exit 1; }
+nothing_left fxdemo fxdemop fxdemons
+[ "$(flux_programs)" = "$PROGS_BEFORE" ] || { echo "FAIL: the demo left an XDP program loaded"; exit 1; }
+echo "ok: the demo moved packets and left nothing behind"
+
+section "scripts/bench.sh --quick"
+BENCH_OUT="$(bash "$SCRIPT_DIR/bench.sh" --quick 2>&1)" || { echo "$BENCH_OUT"; echo "FAIL: bench.sh --quick"; exit 1; }
+echo "$BENCH_OUT" | sed -n '/^fluxcapacitor bench --/,$p'
+for v in xdp_drop engine_rxdrop system_rxdrop async_rxdrop engine_l2fwd engine_txonly; do
+    awk -v v="$v" '$1 == v && $2 == 64 && $3 + 0 > 0 { ok = 1 } END { exit !ok }' <<<"$BENCH_OUT" \
+        || { echo "FAIL: bench.sh --quick printed no rate for $v"; exit 1; }
+done
+grep -q 'allocations per packet, engine drop: allocs=0 ' <<<"$BENCH_OUT" \
+    || { echo "FAIL: bench.sh --quick: allocations per packet not 0"; exit 1; }
+for n in $(ip netns list | awk '{print $1}' | grep -E '^fx[bq]ns[0-9]+$' || true); do
+    echo "FAIL: bench.sh left namespace $n"; exit 1
+done
+[ "$(flux_programs)" = "$PROGS_BEFORE" ] || { echo "FAIL: the bench left an XDP program loaded"; exit 1; }
+echo "ok: the bench printed its table and left nothing behind"

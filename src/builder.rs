@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{ConfigError, Error, Result, Stage};
-use crate::flux::{Flux, SetupReport, XskMapTarget};
+use crate::flux::{Attached, Flux, SetupReport, XskMapTarget};
 use crate::socket::{self, BindMode, BindParams, RingSizes};
 use crate::sys;
 use crate::umem::{FramePool, Umem, UmemConfig};
-use crate::xdp::{SteeringFilter, XdpMode, XdpProgram, MAX_FILTER_PORTS};
+use crate::watch::{self, LinkDown, WatchParams};
+use crate::xdp::{SteeringFilter, XdpAttach, XdpMode, XdpProgram, MAX_FILTER_PORTS};
 
 /// Smallest frame (chunk) the kernel accepts.
 pub const MIN_FRAME_SIZE: u32 = 2048;
@@ -58,6 +59,11 @@ pub struct FluxBuilder {
     pub(crate) shared: Option<SharedUmem>,
     pub(crate) tx_budget: Option<u32>,
     pub(crate) xskmap_key: Option<u32>,
+    pub(crate) xdp_attach: XdpAttach,
+    pub(crate) replace_program: bool,
+    pub(crate) watch: bool,
+    pub(crate) link_down: LinkDown,
+    pub(crate) drop_oversize: bool,
     /// Settings given explicitly (a sharer must not set what the owner decides).
     pub(crate) explicit: Explicit,
 }
@@ -103,6 +109,11 @@ impl FluxBuilder {
             shared: None,
             tx_budget: None,
             xskmap_key: None,
+            xdp_attach: XdpAttach::Link,
+            replace_program: false,
+            watch: true,
+            link_down: LinkDown::Fail,
+            drop_oversize: false,
             explicit: Explicit::default(),
         }
     }
@@ -250,6 +261,41 @@ impl FluxBuilder {
         self.tx_budget = Some(n);
         self
     }
+    /// Attach the embedded program with a `bpf_link` (default) or by netlink.
+    pub fn xdp_attach(mut self, how: XdpAttach) -> Self {
+        self.xdp_attach = how;
+        self
+    }
+    /// Replace an XDP program already on the interface (another tool's, or ours left
+    /// by a crashed netlink-mode run) instead of failing with
+    /// [`Error::ProgramAlreadyAttached`]. Off by default: taking over an interface is
+    /// never done silently.
+    pub fn replace_program(mut self, on: bool) -> Self {
+        self.replace_program = on;
+        self
+    }
+    /// Watch the device while the socket lives (default on): deletion, a move to
+    /// another namespace, link down, our program detached or replaced, an MTU or
+    /// queue count that no longer fits end every receive and send with
+    /// [`Error::Device`] within a fraction of a second (see [`crate::watch`]).
+    pub fn watch_device(mut self, on: bool) -> Self {
+        self.watch = on;
+        self
+    }
+    /// What the socket does when its link goes down (default [`LinkDown::Fail`]).
+    pub fn link_down(mut self, policy: LinkDown) -> Self {
+        self.link_down = policy;
+        self
+    }
+    /// Accept an interface whose MTU admits packets larger than a frame holds, without
+    /// multi-buffer: the kernel drops those packets (counted in
+    /// [`XskStats::rx_dropped`](crate::XskStats::rx_dropped)). Off by default: the
+    /// build fails with [`ConfigError::MtuTooLarge`], and the device watch fails the
+    /// socket when the MTU grows past a frame later.
+    pub fn drop_oversize(mut self, on: bool) -> Self {
+        self.drop_oversize = on;
+        self
+    }
     /// Test hook of the embedded program: drop every other packet before redirecting.
     #[doc(hidden)]
     pub fn drop_every_other(mut self, on: bool) -> Self {
@@ -393,14 +439,23 @@ impl FluxBuilder {
             }
             .into());
         }
-        if self.load_xdp && self.program.is_none() {
+        if self.load_xdp && self.program.is_none() && !self.replace_program {
             // Refuse early, before any memory or socket is set up.
-            if let Ok(Some((id, name))) = sys::xdp_query(ifindex) {
-                return Err(Error::ProgramAlreadyAttached {
-                    ifname: self.ifname.clone(),
-                    name,
-                    id,
-                });
+            if let Some(e) = crate::xdp::existing_program(&self.ifname, ifindex) {
+                return Err(e);
+            }
+        }
+        let max_packet = self.umem_max_packet();
+        if !self.multi_buffer && !self.drop_oversize {
+            if let Some(mtu) = sys::netlink::link_mtu(ifindex).ok().flatten() {
+                if mtu + 14 > max_packet {
+                    return Err(ConfigError::MtuTooLarge {
+                        ifname: self.ifname.clone(),
+                        mtu,
+                        max_packet,
+                    }
+                    .into());
+                }
             }
         }
         let (umem, owner_fd, same_queue) = match &self.shared {
@@ -520,7 +575,7 @@ impl FluxBuilder {
                 &self.filter,
                 self.drop_every_other,
             )?;
-            let info = p.attach(self.xdp_mode)?;
+            let info = p.attach(self.xdp_mode, self.xdp_attach, self.replace_program)?;
             report.xdp_mode = Some(info.mode);
             report.link = info.link;
             report.attach_reason = info.reason;
@@ -539,16 +594,39 @@ impl FluxBuilder {
         }
         report.zero_copy_reason =
             zero_copy_reason(zero_copy, self.bind_mode, report.xdp_mode, ifindex);
+        let watch = if self.watch {
+            Some(watch::register(WatchParams {
+                ifname: self.ifname.clone(),
+                ifindex,
+                queue: self.queue,
+                program: program.as_ref().and_then(|p| p.mode().map(|m| (p.id(), m))),
+                max_packet: (!self.multi_buffer && !self.drop_oversize).then_some(max_packet),
+                link_down: self.link_down,
+            })?)
+        } else {
+            None
+        };
 
         Ok(Flux::new(
-            report,
-            program,
-            self.user_map,
-            fd,
-            rings,
-            umem,
-            pool,
+            (fd, rings, umem, pool),
+            Attached {
+                report,
+                program,
+                user_map: self.user_map,
+                watch,
+            },
         ))
+    }
+}
+
+impl FluxBuilder {
+    /// The largest packet one frame of this socket's UMEM holds.
+    fn umem_max_packet(&self) -> u32 {
+        let cfg = match &self.shared {
+            Some(s) => *s.umem.config(),
+            None => self.umem,
+        };
+        cfg.frame_size - sys::XDP_PACKET_HEADROOM - cfg.headroom
     }
 }
 

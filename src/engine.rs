@@ -525,7 +525,7 @@ impl Engine {
         let Engine {
             mut workers,
             stop,
-            stats: _,
+            stats,
             _programs,
         } = self;
         let single = workers.len() == 1;
@@ -547,8 +547,10 @@ impl Engine {
                 }
             }
         });
+        let frames: Vec<FrameCounts> = workers.iter_mut().map(|w| w.frame_counts()).collect();
+        stats.set_final_frames(frames.clone());
         let report = RunReport {
-            frames: workers.iter_mut().map(|w| w.frame_counts()).collect(),
+            frames,
             queues: workers
                 .iter()
                 .flat_map(|w| w.stat_handles())

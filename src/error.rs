@@ -31,6 +31,8 @@ pub enum Stage {
     SocketOption,
     /// Waking the kernel (`sendto`, `recvfrom`, `poll`).
     Wakeup,
+    /// Watching the device (rtnetlink sockets, the watch thread).
+    Monitor,
 }
 
 impl std::fmt::Display for Stage {
@@ -48,6 +50,7 @@ impl std::fmt::Display for Stage {
             Stage::Query => "query",
             Stage::SocketOption => "socket option",
             Stage::Wakeup => "wake-up",
+            Stage::Monitor => "device watch",
         };
         f.write_str(s)
     }
@@ -112,6 +115,17 @@ pub enum ConfigError {
     /// Misuse of a shared UMEM (settings that belong to the owner).
     #[error("shared UMEM: {0}")]
     SharedUmem(&'static str),
+    /// The interface's MTU needs larger packets than a frame holds, and multi-buffer
+    /// is off: such packets would be dropped.
+    #[error("{ifname} has MTU {mtu}: packets of up to {} bytes exceed the {max_packet} bytes a frame holds; use larger frames (frame_size), multi_buffer(true), or lower the MTU", mtu + 14)]
+    MtuTooLarge {
+        /// Interface.
+        ifname: String,
+        /// Its MTU.
+        mtu: u32,
+        /// The largest packet a frame holds (frame size − 256 − headroom).
+        max_packet: u32,
+    },
     /// More frames are needed than the UMEM holds.
     #[error("FILL ({fill}) and TX ({tx}) rings need more frames than the UMEM's {frames}")]
     TooFewFrames {
@@ -196,8 +210,10 @@ pub enum Error {
         source: io::Error,
     },
 
-    /// Some other XDP program is attached to the interface already.
-    #[error("{ifname} already has XDP program {name:?} (id {id}) attached; detach it (`ip link set dev {ifname} xdp off`) or register into its XSKMAP with load_xdp(false)")]
+    /// An XDP program is attached to the interface already: another tool's, or ours
+    /// left behind by a run that attached by netlink and did not exit cleanly. The
+    /// message says which, and the way out; `replace_program(true)` replaces it.
+    #[error("{}", existing_program(ifname, name, *id, mode, *link, *ours))]
     ProgramAlreadyAttached {
         /// Interface.
         ifname: String,
@@ -205,6 +221,12 @@ pub enum Error {
         name: String,
         /// The program's id.
         id: u32,
+        /// How it runs: "native", "generic", "offloaded" or "several modes".
+        mode: &'static str,
+        /// Held by a `bpf_link` (of a running process) rather than attached by netlink.
+        link: bool,
+        /// It is fluxcapacitor's own program (by name).
+        ours: bool,
     },
 
     /// A kernel call failed at a setup stage, for a reason not listed above.
@@ -242,6 +264,13 @@ pub enum Error {
     /// A descriptor was refused before it reached the ring.
     #[error("invalid descriptor: {0}")]
     InvalidDescriptor(#[from] DescError),
+
+    /// The device under the socket changed so that the socket cannot go on: the
+    /// interface was deleted, moved or set down, our program was detached or
+    /// replaced, the MTU or the queue count no longer fit. Names the interface and
+    /// the event; see [`DeviceEvent`](crate::watch::DeviceEvent).
+    #[error(transparent)]
+    Device(#[from] crate::watch::DeviceError),
 }
 
 /// Why a TX descriptor was refused. The kernel would consume such a descriptor and
@@ -292,6 +321,37 @@ pub enum DescError {
 
 /// Result alias.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn existing_program(
+    ifname: &str,
+    name: &str,
+    id: u32,
+    mode: &str,
+    link: bool,
+    ours: bool,
+) -> String {
+    let whose = if ours && !link {
+        "fluxcapacitor's own program, left behind by a run that attached it by netlink (XdpAttach::Netlink) and did not exit cleanly"
+    } else if ours {
+        "fluxcapacitor's program of another running process"
+    } else {
+        "another tool's program"
+    };
+    let off = match mode {
+        "generic" => "xdpgeneric off",
+        "offloaded" => "xdpoffload off",
+        _ => "xdpdrv off",
+    };
+    let way_out = if link {
+        "it is held by a bpf_link of a running process: stop that process, or detach the link (`bpftool link show`, `bpftool link detach id <link>`)".to_string()
+    } else {
+        format!("detach it (`ip link set dev {ifname} {off}`)")
+    };
+    format!(
+        "{ifname} already has XDP program {name:?} (id {id}, {mode}, {}): {whose}; {way_out}, replace it with replace_program(true), or register into its XSKMAP with load_xdp(false)",
+        if link { "bpf_link" } else { "netlink" }
+    )
+}
 
 impl Error {
     /// Maps an `io::Error` at `stage` to the most specific variant.

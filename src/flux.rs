@@ -12,6 +12,7 @@ use crate::socket::{Rings, XskFd, XskStats};
 #[cfg(target_os = "linux")]
 use crate::sys;
 use crate::umem::{FrameCounts, FramePool, Umem};
+use crate::watch::DeviceStatus;
 #[cfg(target_os = "linux")]
 use crate::xdp::XdpProgram;
 use crate::xdp::{AttachedMode, ProgramCounters};
@@ -27,6 +28,15 @@ pub(crate) struct RingCounts {
     pub rx: u32,
     pub tx: u32,
     pub completion: u32,
+}
+
+/// What a socket is attached to: its program, a user's map, the device watch.
+#[cfg(target_os = "linux")]
+pub(crate) struct Attached {
+    pub report: SetupReport,
+    pub program: Option<Arc<XdpProgram>>,
+    pub user_map: Option<XskMapTarget>,
+    pub watch: Option<crate::watch::Registration>,
 }
 
 /// A user-owned XSKMAP to register a socket in (the `load_xdp(false)` path).
@@ -113,6 +123,9 @@ impl fmt::Display for SetupReport {
 /// rings are unmapped, the socket closes (the kernel then takes it out of every XSKMAP
 /// it was in), and finally the UMEM is freed once no frame or handle refers to it.
 pub struct Flux {
+    /// The device watch: dropped first, so that it never sees our own teardown.
+    #[cfg(target_os = "linux")]
+    pub(crate) watch: Option<crate::watch::Registration>,
     #[cfg(target_os = "linux")]
     program: Option<Arc<XdpProgram>>,
     /// Kept so the map outlives the registration; the kernel removes a socket from
@@ -137,24 +150,19 @@ impl fmt::Debug for Flux {
 }
 
 impl Flux {
+    /// A bound socket and what it is attached to (the builder's last step).
     #[cfg(target_os = "linux")]
-    pub(crate) fn new(
-        report: SetupReport,
-        program: Option<Arc<XdpProgram>>,
-        user_map: Option<XskMapTarget>,
-        fd: XskFd,
-        rings: Rings,
-        umem: Arc<Umem>,
-        pool: FramePool,
-    ) -> Flux {
+    pub(crate) fn new(socket: (XskFd, Rings, Arc<Umem>, FramePool), attached: Attached) -> Flux {
+        let (fd, rings, umem, pool) = socket;
         Flux {
-            program,
-            user_map,
+            watch: attached.watch,
+            program: attached.program,
+            user_map: attached.user_map,
             rings,
             fd,
             pool,
             umem,
-            report,
+            report: attached.report,
             tx_lost: 0,
         }
     }
@@ -191,7 +199,59 @@ impl Flux {
             umem,
             report,
             tx_lost: 0,
+            #[cfg(target_os = "linux")]
+            watch: None,
         }
+    }
+
+    /// The device under the socket, as the watch last saw it: one atomic load, cheap
+    /// enough to ask between batches in raw mode.
+    pub fn device_status(&self) -> DeviceStatus {
+        #[cfg(target_os = "linux")]
+        if let Some(w) = &self.watch {
+            return w.watch().status();
+        }
+        DeviceStatus::Unwatched
+    }
+
+    /// Looks at the device now (one `RTM_GETLINK`), from the calling thread.
+    pub fn check_device_now(&self) -> DeviceStatus {
+        #[cfg(target_os = "linux")]
+        if let Some(w) = &self.watch {
+            return w.check_now();
+        }
+        DeviceStatus::Unwatched
+    }
+
+    /// `Err(`[`Error::Device`]`)` once the device failed under the socket (see
+    /// [`crate::watch`]); one atomic load.
+    ///
+    /// # Errors
+    /// [`Error::Device`] naming the interface and the event.
+    #[inline]
+    pub fn check_device(&self) -> Result<()> {
+        #[cfg(target_os = "linux")]
+        if let Some(w) = &self.watch {
+            return w.watch().check();
+        }
+        Ok(())
+    }
+
+    /// Times the link went down and came back while the socket waited
+    /// ([`LinkDown::Wait`](crate::LinkDown::Wait)).
+    pub fn link_flaps(&self) -> u64 {
+        #[cfg(target_os = "linux")]
+        if let Some(w) = &self.watch {
+            return w.watch().flaps();
+        }
+        0
+    }
+
+    /// The watch, for the modes built on this socket.
+    #[cfg(target_os = "linux")]
+    #[cfg_attr(not(any(feature = "engine", feature = "system")), allow(dead_code))]
+    pub(crate) fn watch(&self) -> Option<&Arc<crate::watch::Watch>> {
+        self.watch.as_ref().map(|r| r.watch())
     }
 
     /// The attached program, to register more sockets (other queues) with

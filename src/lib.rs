@@ -70,6 +70,7 @@ pub mod sys;
 #[cfg(feature = "system")]
 pub mod system;
 pub mod umem;
+pub mod watch;
 pub mod xdp;
 
 #[cfg(target_os = "linux")]
@@ -79,9 +80,10 @@ pub use flux::{Flux, SetupReport};
 pub use socket::{BindMode, PollEvents, RingSizes, XskFd, XskStats};
 pub use sys::XdpDesc;
 pub use umem::{FrameCounts, FramePool, Umem, UmemConfig};
+pub use watch::{DeviceError, DeviceEvent, DeviceStatus, LinkDown};
 #[cfg(target_os = "linux")]
 pub use xdp::XdpProgram;
-pub use xdp::{AttachedMode, ProgramCounters, SteeringFilter, XdpMode};
+pub use xdp::{AttachedMode, ProgramCounters, SteeringFilter, XdpAttach, XdpMode};
 
 /// The README's examples, compiled (and the simulated-device one run) as doc tests.
 #[cfg(all(

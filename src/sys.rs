@@ -60,6 +60,8 @@ pub const XDP_PACKET_HEADROOM: u32 = 256;
 pub const XDP_FLAGS_UPDATE_IF_NOEXIST: u32 = 1 << 0;
 pub const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
 pub const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
+pub const XDP_FLAGS_HW_MODE: u32 = 1 << 3;
+pub const XDP_FLAGS_REPLACE: u32 = 1 << 4;
 
 /// `struct sockaddr_xdp`.
 #[repr(C)]
@@ -329,13 +331,16 @@ impl Drop for Mmap {
     }
 }
 
+#[cfg(target_os = "linux")]
+pub mod netlink;
+
 /// System calls (Linux only).
 #[cfg(target_os = "linux")]
 mod linux {
     use std::ffi::CString;
     use std::io;
     use std::mem::size_of;
-    use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+    use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
     use std::time::Duration;
 
     use super::*;
@@ -494,21 +499,36 @@ mod linux {
         _pad: [u8; 16],
     }
 
-    /// Active queue counts of an interface as `(rx, tx)`, from `ETHTOOL_GCHANNELS`.
+    /// An `AF_INET` datagram socket for interface ioctls; it answers about the
+    /// network namespace of the thread that made it.
+    pub fn ioctl_socket() -> io::Result<OwnedFd> {
+        // SAFETY: plain syscall; the fd is wrapped immediately.
+        let sock =
+            cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+        // SAFETY: fresh fd we own.
+        Ok(unsafe { OwnedFd::from_raw_fd(sock) })
+    }
+
+    /// Active queue counts of an interface as `(rx, tx)`, from `ETHTOOL_GCHANNELS`, in
+    /// the calling thread's network namespace.
     ///
     /// Drivers report either separate rx/tx counts or combined channels; both are folded
     /// in. Returns `Ok(None)` when the driver does not implement the call.
     pub fn ethtool_channels(ifname: &str) -> io::Result<Option<(u32, u32)>> {
+        ethtool_channels_on(ioctl_socket()?.as_fd(), ifname)
+    }
+
+    /// As [`ethtool_channels`], through `sock` (see [`ioctl_socket`]): in the network
+    /// namespace `sock` was made in.
+    pub fn ethtool_channels_on(
+        sock: BorrowedFd<'_>,
+        ifname: &str,
+    ) -> io::Result<Option<(u32, u32)>> {
         const SIOCETHTOOL: libc::c_ulong = 0x8946;
         const ETHTOOL_GCHANNELS: u32 = 0x3c;
         if ifname.len() >= libc::IFNAMSIZ {
             return Err(io::Error::from(io::ErrorKind::InvalidInput));
         }
-        // SAFETY: plain syscall; the fd is wrapped immediately.
-        let sock =
-            cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
-        // SAFETY: fresh fd we own.
-        let sock = unsafe { OwnedFd::from_raw_fd(sock) };
         let mut ch = EthtoolChannels {
             cmd: ETHTOOL_GCHANNELS,
             ..Default::default()
@@ -579,8 +599,19 @@ mod linux {
         Ok(unsafe { OwnedFd::from_raw_fd(fd) })
     }
 
-    /// Name and id of the XDP program attached to `ifindex` in any mode, if one is.
-    pub fn xdp_query(ifindex: u32) -> io::Result<Option<(u32, String)>> {
+    /// The XDP program attached to an interface, as `bpf_xdp_query` reports it.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct XdpAttached {
+        /// Program id.
+        pub id: u32,
+        /// Program name ("?" when it cannot be read).
+        pub name: String,
+        /// `XDP_ATTACHED_*` (1 native, 2 generic, 3 offloaded, 4 several).
+        pub mode: u8,
+    }
+
+    /// The XDP program attached to `ifindex` in any mode, if one is.
+    pub fn xdp_query(ifindex: u32) -> io::Result<Option<XdpAttached>> {
         // SAFETY: zero is a valid bit pattern for this plain-data struct.
         let mut q: libbpf_sys::bpf_xdp_query_opts = unsafe { std::mem::zeroed() };
         q.sz = size_of::<libbpf_sys::bpf_xdp_query_opts>() as _;
@@ -593,7 +624,118 @@ mod linux {
             .into_iter()
             .find(|&i| i != 0);
         let Some(id) = id else { return Ok(None) };
-        Ok(Some((id, prog_name(id).unwrap_or_else(|_| "?".into()))))
+        Ok(Some(XdpAttached {
+            id,
+            name: prog_name(id).unwrap_or_else(|_| "?".into()),
+            mode: q.attach_mode,
+        }))
+    }
+
+    /// The id of the loaded BPF program `prog`.
+    pub fn prog_id(prog: BorrowedFd<'_>) -> io::Result<u32> {
+        // SAFETY: zero is valid for this plain-data struct.
+        let mut info: libbpf_sys::bpf_prog_info = unsafe { std::mem::zeroed() };
+        let mut len = size_of::<libbpf_sys::bpf_prog_info>() as u32;
+        // SAFETY: `info` is writable for `len` bytes.
+        let ret =
+            unsafe { libbpf_sys::bpf_prog_get_info_by_fd(prog.as_raw_fd(), &mut info, &mut len) };
+        if ret < 0 {
+            return Err(io::Error::from_raw_os_error(-ret));
+        }
+        Ok(info.id)
+    }
+
+    /// The id of the XDP `bpf_link` on `ifindex`, if one is there (walks the
+    /// system's links; needs CAP_SYS_ADMIN / CAP_BPF).
+    pub fn xdp_link_on(ifindex: u32) -> io::Result<Option<u32>> {
+        let mut id = 0u32;
+        loop {
+            let mut next = 0u32;
+            // SAFETY: `next` is a valid out pointer.
+            let ret = unsafe { libbpf_sys::bpf_link_get_next_id(id, &mut next) };
+            if ret < 0 {
+                return match -ret {
+                    libc::ENOENT => Ok(None),
+                    errno => Err(io::Error::from_raw_os_error(errno)),
+                };
+            }
+            id = next;
+            // SAFETY: plain libbpf call returning an fd or -errno.
+            let fd = unsafe { libbpf_sys::bpf_link_get_fd_by_id(id) };
+            if fd < 0 {
+                continue; // gone meanwhile
+            }
+            // SAFETY: a fresh fd we own.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            // SAFETY: zero is valid for this plain-data struct.
+            let mut info: libbpf_sys::bpf_link_info = unsafe { std::mem::zeroed() };
+            let mut len = size_of::<libbpf_sys::bpf_link_info>() as u32;
+            // SAFETY: `info` is writable for `len` bytes.
+            let ret =
+                unsafe { libbpf_sys::bpf_link_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) };
+            if ret < 0 || info.type_ != libbpf_sys::BPF_LINK_TYPE_XDP {
+                continue;
+            }
+            // SAFETY: the kernel filled the `xdp` member for an XDP link.
+            let link_ifindex = unsafe { info.__bindgen_anon_1.xdp.ifindex };
+            if link_ifindex == ifindex {
+                return Ok(Some(id));
+            }
+        }
+    }
+
+    /// Detaches the `bpf_link` with this id (`BPF_LINK_DETACH`): its program leaves
+    /// the interface although another process holds the link.
+    pub fn link_detach_by_id(id: u32) -> io::Result<()> {
+        // SAFETY: plain libbpf call returning an fd or -errno.
+        let fd = unsafe { libbpf_sys::bpf_link_get_fd_by_id(id) };
+        if fd < 0 {
+            return Err(io::Error::from_raw_os_error(-fd));
+        }
+        // SAFETY: a fresh fd we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: a valid link fd.
+        let ret = unsafe { libbpf_sys::bpf_link_detach(fd.as_raw_fd()) };
+        if ret < 0 {
+            return Err(io::Error::from_raw_os_error(-ret));
+        }
+        Ok(())
+    }
+
+    /// Detaches the netlink-attached XDP program in mode `flags` from `ifindex`, but
+    /// only while it is still `expected` (`XDP_FLAGS_REPLACE`), so that a program
+    /// someone else attached meanwhile stays.
+    pub fn xdp_detach_expected(
+        ifindex: u32,
+        flags: u32,
+        expected: BorrowedFd<'_>,
+    ) -> io::Result<()> {
+        let opts = libbpf_sys::bpf_xdp_attach_opts {
+            sz: size_of::<libbpf_sys::bpf_xdp_attach_opts>() as _,
+            old_prog_fd: expected.as_raw_fd(),
+            ..Default::default()
+        };
+        // SAFETY: plain libbpf call with a sized opts struct.
+        let ret = unsafe {
+            libbpf_sys::bpf_xdp_detach(ifindex as libc::c_int, flags | XDP_FLAGS_REPLACE, &opts)
+        };
+        if ret < 0 {
+            return Err(io::Error::from_raw_os_error(-ret));
+        }
+        Ok(())
+    }
+
+    /// Detaches whatever program is attached to `ifindex` in mode `flags` by netlink,
+    /// while it is still program `id` (resolved to an fd for `XDP_FLAGS_REPLACE`).
+    pub fn xdp_detach_id(ifindex: u32, flags: u32, id: u32) -> io::Result<()> {
+        // SAFETY: plain libbpf call returning an fd or -errno.
+        let fd = unsafe { libbpf_sys::bpf_prog_get_fd_by_id(id) };
+        if fd < 0 {
+            return Err(io::Error::from_raw_os_error(-fd));
+        }
+        // SAFETY: a fresh fd we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        xdp_detach_expected(ifindex, flags, fd.as_fd())
     }
 
     /// The name of the BPF program with this id.

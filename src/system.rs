@@ -116,8 +116,12 @@ pub fn split(mut flux: Flux) -> (Rx, Tx) {
     if let Some(f) = &fill {
         census.fill_given.store(f.produced(), Ordering::Relaxed);
     }
+    #[cfg(target_os = "linux")]
+    let watch = flux.watch().cloned();
     let link = Arc::new(Link {
         fd: flux.fd.clone(),
+        #[cfg(target_os = "linux")]
+        watch,
         always_kick: !report.need_wakeup,
         report,
         completion: Mutex::new(completion),
@@ -136,6 +140,9 @@ pub(crate) struct Link {
     /// Behind a mutex only to make `Link` `Sync`; never locked on the data path.
     flux: Mutex<Flux>,
     fd: XskFd,
+    /// The device watch (absent on a simulated device or with `watch_device(false)`).
+    #[cfg(target_os = "linux")]
+    watch: Option<Arc<crate::watch::Watch>>,
     report: SetupReport,
     /// Reaped by `Tx` (once per kick) and by a starving `Rx`.
     completion: Mutex<Option<CompletionRing>>,
@@ -165,6 +172,83 @@ struct Census {
 }
 
 impl Link {
+    /// `Err(Error::Device)` once the device failed; one relaxed load.
+    #[inline]
+    fn check_device(&self) -> crate::Result<()> {
+        #[cfg(target_os = "linux")]
+        if let Some(w) = &self.watch {
+            return w.check();
+        }
+        Ok(())
+    }
+
+    /// The device failure, if there was one.
+    #[inline]
+    fn device_failure(&self) -> Option<crate::watch::DeviceError> {
+        #[cfg(target_os = "linux")]
+        if let Some(w) = self.watch.as_ref().filter(|w| w.failed()) {
+            return w.error();
+        }
+        None
+    }
+
+    /// Wakes `waker` when the device fails.
+    #[cfg(all(feature = "async", target_os = "linux"))]
+    fn register_device_waker(&self, waker: &std::task::Waker) {
+        if let Some(w) = &self.watch {
+            w.register_waker(waker);
+        }
+    }
+
+    /// The device as last seen.
+    fn device_status(&self) -> crate::watch::DeviceStatus {
+        #[cfg(target_os = "linux")]
+        if let Some(w) = &self.watch {
+            return w.status();
+        }
+        crate::watch::DeviceStatus::Unwatched
+    }
+
+    /// Waits on the socket for `rx` / `tx` readiness up to `timeout`, and wakes early
+    /// when the device fails.
+    fn poll(
+        &self,
+        rx: bool,
+        tx: bool,
+        timeout: Option<std::time::Duration>,
+    ) -> std::io::Result<()> {
+        #[cfg(target_os = "linux")]
+        if let Some(w) = &self.watch {
+            use std::os::fd::{AsFd, AsRawFd};
+            let mut ev = 0;
+            if rx {
+                ev |= libc::POLLIN;
+            }
+            if tx {
+                ev |= libc::POLLOUT;
+            }
+            let mut fds = [
+                libc::pollfd {
+                    fd: self.fd.as_fd().as_raw_fd(),
+                    events: ev,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: w.event_fd().as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            crate::sys::poll_many(&mut fds, timeout)?;
+            if fds[0].revents & (libc::POLLERR | libc::POLLHUP) != 0 && !w.failed() {
+                // The socket lost its device; the watch names the event in a moment.
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            return Ok(());
+        }
+        self.fd.poll(rx, tx, timeout).map(drop)
+    }
+
     /// Completed TX frames back to the pool (one lock, one CAS); returns how many.
     fn reap(&self, pool: &Pool) -> u32 {
         let mut guard = self.completion.lock().unwrap_or_else(|e| e.into_inner());

@@ -279,6 +279,7 @@ impl Umem {
     /// The views live no longer than the borrow of `descs`, and a frame goes back on a
     /// ring only after that borrow ends. Descriptors outside the UMEM yield an empty
     /// view rather than a panic.
+    #[cfg_attr(not(feature = "engine"), allow(dead_code))]
     pub(crate) fn owned_views<'a>(
         &'a self,
         descs: &'a mut [crate::sys::XdpDesc],
@@ -292,6 +293,7 @@ impl Umem {
     /// Same crate contract as [`Umem::owned_views`]. Out-of-range addresses give an
     /// empty slice.
     #[allow(clippy::mut_from_ref)]
+    #[cfg_attr(not(any(feature = "engine", feature = "system")), allow(dead_code))]
     pub(crate) fn owned_chunk(&self, addr: u64) -> &mut [u8] {
         let chunk = self.chunk_of(addr);
         let len = (self.cfg.frame_size as u64).min(self.len().saturating_sub(chunk)) as usize;
@@ -305,6 +307,7 @@ impl Umem {
     /// guarantees that no mutable view of the chunk is live while this one is (system
     /// mode ties both to borrows of the owning `Frame`). Out-of-range addresses give
     /// an empty slice.
+    #[cfg_attr(not(feature = "system"), allow(dead_code))]
     pub(crate) fn owned_chunk_ref(&self, addr: u64) -> &[u8] {
         let chunk = self.chunk_of(addr);
         let len = (self.cfg.frame_size as u64).min(self.len().saturating_sub(chunk)) as usize;
@@ -324,6 +327,7 @@ impl Umem {
     /// # Safety
     /// As [`Umem::slice_mut`].
     #[allow(clippy::mut_from_ref)]
+    #[cfg_attr(not(any(feature = "engine", feature = "system")), allow(dead_code))]
     unsafe fn slice_mut_flat(&self, flat: u64, len: usize) -> Option<&mut [u8]> {
         let end = flat.checked_add(len as u64)?;
         if end > self.mem.len() as u64 {
@@ -343,6 +347,7 @@ impl Umem {
 
     /// No two descriptors share a chunk (a debug check; allocation-free so that the
     /// zero-allocation guarantee holds in debug builds too).
+    #[cfg_attr(not(feature = "engine"), allow(dead_code))]
     fn distinct_chunks(&self, descs: &[crate::sys::XdpDesc]) -> bool {
         descs.iter().enumerate().all(|(i, a)| {
             let ca = self.chunk_of(a.addr);
@@ -451,6 +456,7 @@ impl FrameCounts {
     }
 
     /// Adds another socket's ring places (sockets sharing one pool).
+    #[cfg_attr(not(feature = "engine"), allow(dead_code))]
     pub(crate) fn add_rings(&mut self, r: crate::flux::RingCounts) {
         self.fill += r.fill;
         self.rx += r.rx;

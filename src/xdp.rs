@@ -25,6 +25,20 @@ pub enum XdpMode {
     Generic,
 }
 
+/// How the program is attached to the interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum XdpAttach {
+    /// A `bpf_link` (the default; kernel ≥ 5.9, else netlink): the program goes away
+    /// when the process dies, and other tools cannot detach it by netlink.
+    #[default]
+    Link,
+    /// Netlink (`IFLA_XDP`), as `ip link set dev X xdp obj …` does: for setups whose
+    /// other tools expect it. The program stays if the process dies without
+    /// dropping the `Flux` (the next build finds it and says so), and other tools can
+    /// detach or replace it — which the device watch notices.
+    Netlink,
+}
+
 /// The mode a program actually runs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttachedMode {
@@ -132,6 +146,8 @@ pub struct XdpProgram {
     ifindex: u32,
     ifname: String,
     attached: Option<Attachment>,
+    /// The loaded program's id (what `bpf_xdp_query` reports while it is attached).
+    id: u32,
 }
 
 #[cfg(target_os = "linux")]
@@ -212,13 +228,17 @@ impl XdpProgram {
                 bpf(e)
             }
         })?;
-        let prog = XdpProgram {
+        let mut prog = XdpProgram {
             obj,
             prog_name,
             ifindex,
             ifname: ifname.to_string(),
             attached: None,
+            id: 0,
         };
+        prog.id = prog
+            .with_prog_fd(sys::prog_id)?
+            .map_err(|e| Error::kernel(Stage::Load, e))?;
         prog.set_config(filter, drop_every_other, queues)?;
         Ok(prog)
     }
@@ -274,16 +294,30 @@ impl XdpProgram {
             })
     }
 
-    /// Attaches to the interface. Refuses, naming it, when another program is there.
-    pub fn attach(&mut self, mode: XdpMode) -> Result<AttachInfo> {
-        if let Ok(Some((id, name))) = sys::xdp_query(self.ifindex) {
-            return Err(Error::ProgramAlreadyAttached {
-                ifname: self.ifname.clone(),
-                name,
-                id,
-            });
+    /// Attaches to the interface by `how`. When another program is there it refuses,
+    /// naming it ([`Error::ProgramAlreadyAttached`]), unless `replace`: then that
+    /// program is detached first (its `bpf_link` detached, or its netlink
+    /// attachment removed while it is still that program).
+    pub fn attach(&mut self, mode: XdpMode, how: XdpAttach, replace: bool) -> Result<AttachInfo> {
+        let mut replaced = None;
+        if let Some(e) = existing_program(&self.ifname, self.ifindex) {
+            if !replace {
+                return Err(e);
+            }
+            replaced = Some(remove_existing(self.ifindex, e)?);
         }
+        let mut info = self.attach_new(mode, how)?;
+        if let Some(r) = replaced {
+            info.reason = format!("{}; replaced {r}", info.reason);
+        }
+        Ok(info)
+    }
+
+    fn attach_new(&mut self, mode: XdpMode, how: XdpAttach) -> Result<AttachInfo> {
         let try_link = |this: &Self, flags: u32| -> Result<std::io::Result<OwnedFd>> {
+            if how == XdpAttach::Netlink {
+                return Ok(Err(std::io::Error::from_raw_os_error(libc::EOPNOTSUPP)));
+            }
             this.with_prog_fd(|fd| sys::xdp_link_create(fd, this.ifindex, flags))
         };
         let (flags, mode_used, reason) = match mode {
@@ -303,6 +337,10 @@ impl XdpProgram {
                 "auto: driver supports native XDP".to_string(),
             ),
         };
+        let reason = match how {
+            XdpAttach::Link => reason,
+            XdpAttach::Netlink => format!("{reason}; netlink attach requested"),
+        };
         match try_link(self, flags)? {
             Ok(link) => {
                 self.attached = Some(Attachment::Link(link, mode_used));
@@ -315,12 +353,8 @@ impl XdpProgram {
             Err(e) => {
                 let errno = e.raw_os_error().unwrap_or(0);
                 if matches!(errno, libc::EEXIST | libc::EBUSY) {
-                    if let Ok(Some((id, name))) = sys::xdp_query(self.ifindex) {
-                        return Err(Error::ProgramAlreadyAttached {
-                            ifname: self.ifname.clone(),
-                            name,
-                            id,
-                        });
+                    if let Some(e) = existing_program(&self.ifname, self.ifindex) {
+                        return Err(e);
                     }
                 }
                 if errno == libc::EPERM {
@@ -328,7 +362,21 @@ impl XdpProgram {
                 }
                 if mode == XdpMode::Auto && flags == sys::XDP_FLAGS_DRV_MODE {
                     // Native failed: fall back to generic, and say why.
-                    let why = format!("auto: native XDP unavailable ({e}), using generic");
+                    let why = match how {
+                        XdpAttach::Link => {
+                            format!("auto: native XDP unavailable ({e}), using generic")
+                        }
+                        XdpAttach::Netlink => {
+                            match self.netlink_attach(flags, AttachedMode::Native, reason.clone())
+                            {
+                                Ok(info) => return Ok(info),
+                                Err(Error::Kernel { source, .. }) => format!(
+                                    "auto: native XDP unavailable ({source}), using generic; netlink attach requested"
+                                ),
+                                Err(other) => return Err(other),
+                            }
+                        }
+                    };
                     match try_link(self, sys::XDP_FLAGS_SKB_MODE)? {
                         Ok(link) => {
                             self.attached = Some(Attachment::Link(link, AttachedMode::Generic));
@@ -370,7 +418,8 @@ impl XdpProgram {
         }
     }
 
-    /// Kernels without XDP links (< 5.9): attach through netlink and detach in Drop.
+    /// Kernels without XDP links (< 5.9), or netlink requested: attach through
+    /// netlink and detach in Drop.
     fn netlink_fallback(
         &mut self,
         flags: u32,
@@ -384,6 +433,20 @@ impl XdpProgram {
         ) {
             return Err(Error::kernel(Stage::Attach, link_err));
         }
+        let reason = if reason.contains("netlink attach requested") {
+            reason
+        } else {
+            format!("{reason}; netlink attach (no XDP link support: {link_err})")
+        };
+        self.netlink_attach(flags, mode, reason)
+    }
+
+    fn netlink_attach(
+        &mut self,
+        flags: u32,
+        mode: AttachedMode,
+        reason: String,
+    ) -> Result<AttachInfo> {
         let ifindex = self.ifindex;
         self.with_prog_fd(|fd| {
             sys::xdp_netlink_attach(ifindex, Some(fd), flags | sys::XDP_FLAGS_UPDATE_IF_NOEXIST)
@@ -393,7 +456,7 @@ impl XdpProgram {
         Ok(AttachInfo {
             mode,
             link: false,
-            reason: format!("{reason}; netlink attach (no XDP link support: {link_err})"),
+            reason,
         })
     }
 
@@ -454,13 +517,66 @@ impl XdpProgram {
     pub fn ifindex(&self) -> u32 {
         self.ifindex
     }
+
+    /// The program's id (as `bpftool prog` and `ip link` show it).
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+}
+
+/// The program attached to `ifindex`, if any, as the typed error that names it.
+pub(crate) fn existing_program(ifname: &str, ifindex: u32) -> Option<Error> {
+    let found = sys::xdp_query(ifindex).ok()??;
+    let mode = match found.mode {
+        sys::netlink::XDP_ATTACHED_DRV => "native",
+        sys::netlink::XDP_ATTACHED_SKB => "generic",
+        sys::netlink::XDP_ATTACHED_HW => "offloaded",
+        _ => "several modes",
+    };
+    let link = matches!(sys::xdp_link_on(ifindex), Ok(Some(_)));
+    Some(Error::ProgramAlreadyAttached {
+        ifname: ifname.to_string(),
+        ours: found.name.starts_with("flux_xsk"),
+        name: found.name,
+        id: found.id,
+        mode,
+        link,
+    })
+}
+
+/// Detaches the program `existing` names (a `ProgramAlreadyAttached`); returns a
+/// description for the report.
+fn remove_existing(ifindex: u32, existing: Error) -> Result<String> {
+    let Error::ProgramAlreadyAttached { name, id, mode, .. } = &existing else {
+        return Err(existing);
+    };
+    let what = format!("program {name:?} (id {id}, {mode})");
+    let res = match sys::xdp_link_on(ifindex) {
+        Ok(Some(link)) => sys::link_detach_by_id(link),
+        _ => {
+            let flags = match *mode {
+                "generic" => sys::XDP_FLAGS_SKB_MODE,
+                "offloaded" => sys::XDP_FLAGS_HW_MODE,
+                _ => sys::XDP_FLAGS_DRV_MODE,
+            };
+            sys::xdp_detach_id(ifindex, flags, *id)
+        }
+    };
+    res.map_err(|e| Error::Kernel {
+        stage: Stage::Attach,
+        hint: Some("could not detach the program already on the interface (replace_program)"),
+        source: e,
+    })?;
+    Ok(what)
 }
 
 #[cfg(target_os = "linux")]
 impl Drop for XdpProgram {
     fn drop(&mut self) {
         if let Some(Attachment::Netlink(flags, _)) = self.attached.take() {
-            let _ = sys::xdp_netlink_attach(self.ifindex, None, flags);
+            // Only while it is still ours: a program someone attached in its place stays.
+            let ifindex = self.ifindex;
+            let _ = self.with_prog_fd(|fd| sys::xdp_detach_expected(ifindex, flags, fd));
         }
         // A link detaches when its fd closes, right here.
     }

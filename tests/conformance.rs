@@ -783,7 +783,13 @@ fn stat_rx_dropped(mode: XdpMode) {
         queues: 1,
         mtu: Some(3000),
     };
-    let mut l = link(mode, opts, |b| b.frame_size(2048), |b| b.frame_size(4096));
+    // Deliberately oversized for the frames: opt into the kernel's drops.
+    let mut l = link(
+        mode,
+        opts,
+        |b| b.frame_size(2048).drop_oversize(true),
+        |b| b.frame_size(4096),
+    );
     let n = 200u32;
     let frames: Vec<Vec<u8>> = (0..n)
         .map(|i| frame(&l.pair, i, if i % 2 == 0 { 64 } else { 2900 }, DST_PORT))

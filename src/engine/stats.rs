@@ -6,9 +6,10 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::socket::{XskFd, XskStats};
+use crate::umem::FrameCounts;
 
 macro_rules! counters {
     ($($(#[$m:meta])* $name:ident),* $(,)?) => {
@@ -120,6 +121,8 @@ pub(crate) struct StatHandle {
     pub worker: usize,
     pub stats: Arc<QueueStats>,
     pub fd: XskFd,
+    #[cfg(target_os = "linux")]
+    pub watch: Option<Arc<crate::watch::Watch>>,
 }
 
 impl StatHandle {
@@ -138,13 +141,46 @@ impl StatHandle {
 #[derive(Debug, Clone)]
 pub struct EngineStats {
     handles: Arc<Vec<StatHandle>>,
+    /// The frame census of every worker once `run` has ended.
+    finished: Arc<Mutex<Option<Vec<FrameCounts>>>>,
 }
 
 impl EngineStats {
     pub(crate) fn new(handles: Vec<StatHandle>) -> EngineStats {
         EngineStats {
             handles: Arc::new(handles),
+            finished: Arc::new(Mutex::new(None)),
         }
+    }
+
+    pub(crate) fn set_final_frames(&self, frames: Vec<FrameCounts>) {
+        *self.finished.lock().unwrap_or_else(|e| e.into_inner()) = Some(frames);
+    }
+
+    /// Where every frame of each worker was when [`Engine::run`](super::Engine::run)
+    /// ended — also when it ended with an error (a device that went away, a
+    /// panicking callback), when there is no [`RunReport`](super::RunReport).
+    /// `None` while it runs.
+    pub fn final_frames(&self) -> Option<Vec<FrameCounts>> {
+        self.finished
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The device under each queue (port), as the watch last saw it: a link that is
+    /// down and waited for ([`LinkDown::Wait`](crate::LinkDown::Wait)) shows here.
+    pub fn device_status(&self) -> Vec<crate::DeviceStatus> {
+        self.handles
+            .iter()
+            .map(|_h| {
+                #[cfg(target_os = "linux")]
+                if let Some(w) = &_h.watch {
+                    return w.status();
+                }
+                crate::DeviceStatus::Unwatched
+            })
+            .collect()
     }
 
     /// Every queue's counters now.

@@ -114,6 +114,18 @@ impl Worker {
                 revents: 0,
             })
             .collect();
+        // Readable once a port's device fails (never drained: a failure is final).
+        #[cfg(target_os = "linux")]
+        pollfds.extend(
+            ports
+                .iter()
+                .filter_map(|p| p.flux.watch())
+                .map(|w| libc::pollfd {
+                    fd: w.event_fd().as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                }),
+        );
         #[cfg(target_os = "linux")]
         pollfds.push(libc::pollfd {
             fd: stop.event_fd().as_raw_fd(),
@@ -181,6 +193,8 @@ impl Worker {
                 worker: self.index,
                 stats: p.stats.clone(),
                 fd: p.flux.fd.clone(),
+                #[cfg(target_os = "linux")]
+                watch: p.flux.watch().cloned(),
             })
             .collect()
     }
@@ -218,6 +232,11 @@ impl Worker {
         }
         let mut empty_turns = 0u32;
         while !stop.is_stopped() {
+            // The device watch: one relaxed load per port and turn.
+            if let Err(e) = self.check_devices() {
+                stop.fail(e);
+                break;
+            }
             let mut work = false;
             for p in 0..self.ports.len() {
                 work |= self.reap(p) > 0;
@@ -249,6 +268,18 @@ impl Worker {
         for p in &mut self.ports {
             p.stats.publish(&p.local);
         }
+    }
+
+    /// The first failed device among the ports, as the error that names it.
+    #[inline]
+    fn check_devices(&self) -> Result<()> {
+        #[cfg(target_os = "linux")]
+        for p in &self.ports {
+            if let Some(w) = p.flux.watch() {
+                w.check()?;
+            }
+        }
+        Ok(())
     }
 
     fn idle(&mut self, empty_turns: u32, stop: &StopHandle) {
@@ -320,6 +351,22 @@ impl Worker {
         }
         if let Err(e) = sys::poll_many(&mut self.pollfds, None) {
             stop.fail(Error::kernel(Stage::Wakeup, e));
+            return;
+        }
+        for (i, p) in self.ports.iter().enumerate() {
+            if self.pollfds[i].revents & (libc::POLLERR | libc::POLLHUP) == 0 {
+                continue;
+            }
+            // The kernel unbound the socket: its device left. The watch names the
+            // event (deleted, or moved) in a moment; without a watch, say so here.
+            match p.flux.watch() {
+                Some(_) => std::thread::sleep(Duration::from_millis(1)),
+                None => stop.fail(Error::Device(crate::watch::DeviceError {
+                    ifname: p.flux.report().ifname.clone(),
+                    ifindex: p.flux.report().ifindex,
+                    event: crate::watch::DeviceEvent::Removed,
+                })),
+            }
         }
     }
 

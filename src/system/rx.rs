@@ -129,9 +129,20 @@ impl Rx {
         Some(Frame::new(self.pool.clone(), i, off, d.len))
     }
 
-    /// Takes one packet if RX has one; never blocks.
+    /// Takes one packet if RX has one; never blocks. `Ok(None)`: nothing there now.
+    ///
+    /// # Errors
+    /// [`Error::Device`] once the device failed under the socket (deleted, moved,
+    /// down, program detached …; see [`crate::watch`]).
     #[inline]
-    pub fn try_recv(&mut self) -> Option<Frame> {
+    pub fn try_recv(&mut self) -> Result<Option<Frame>> {
+        self.link.check_device()?;
+        Ok(self.take_one())
+    }
+
+    /// One packet off RX, if there is one (no device check).
+    #[inline]
+    pub(crate) fn take_one(&mut self) -> Option<Frame> {
         self.refill();
         loop {
             let rx = self.rx.as_mut()?;
@@ -152,7 +163,16 @@ impl Rx {
 
     /// Appends up to `max` received packets to `out` without blocking; returns how
     /// many. Reuse `out` across calls: no heap allocation in steady state.
-    pub fn recv_batch(&mut self, out: &mut Vec<Frame>, max: usize) -> usize {
+    ///
+    /// # Errors
+    /// As [`Rx::try_recv`].
+    pub fn recv_batch(&mut self, out: &mut Vec<Frame>, max: usize) -> Result<usize> {
+        self.link.check_device()?;
+        Ok(self.take_batch(out, max))
+    }
+
+    /// Up to `max` packets off RX into `out` (no device check).
+    pub(crate) fn take_batch(&mut self, out: &mut Vec<Frame>, max: usize) -> usize {
         self.refill();
         let Some(rx) = self.rx.as_mut() else {
             return 0;
@@ -180,10 +200,11 @@ impl Rx {
     /// Waits up to `timeout` for a packet; `Ok(None)` on timeout.
     ///
     /// # Errors
-    /// [`Error::Kernel`] (stage `Wakeup`) when `poll(2)` fails.
+    /// [`Error::Device`] once the device failed under the socket (the wait ends
+    /// at once); [`Error::Kernel`] (stage `Wakeup`) when `poll(2)` fails.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<Frame>> {
         let deadline = Instant::now().checked_add(timeout);
-        self.wait(deadline, |rx| rx.try_recv())
+        self.wait(deadline, |rx| rx.take_one())
     }
 
     /// Waits for a packet, as long as it takes.
@@ -192,7 +213,7 @@ impl Rx {
     /// As [`Rx::recv_timeout`].
     pub fn recv(&mut self) -> Result<Frame> {
         loop {
-            if let Some(f) = self.wait(None, |rx| rx.try_recv())? {
+            if let Some(f) = self.wait(None, |rx| rx.take_one())? {
                 return Ok(f);
             }
         }
@@ -211,7 +232,7 @@ impl Rx {
     ) -> Result<usize> {
         let deadline = Instant::now().checked_add(timeout);
         Ok(self
-            .wait(deadline, |rx| match rx.recv_batch(out, max) {
+            .wait(deadline, |rx| match rx.take_batch(out, max) {
                 0 => None,
                 n => Some(n),
             })?
@@ -227,6 +248,7 @@ impl Rx {
     ) -> Result<Option<T>> {
         let mut spins = 0;
         loop {
+            self.link.check_device()?;
             if let Some(v) = attempt(self) {
                 self.had_traffic = true;
                 return Ok(Some(v));
@@ -271,7 +293,7 @@ impl Rx {
                 std::thread::sleep(left.map_or(NAP, |l| l.min(NAP)));
                 continue;
             }
-            self.link.fd.poll(true, false, left).map_err(wakeup_error)?;
+            self.link.poll(true, false, left).map_err(wakeup_error)?;
             spins = SPINS / 2;
         }
     }
@@ -352,6 +374,23 @@ impl Rx {
     /// The socket.
     pub fn fd(&self) -> &crate::XskFd {
         &self.link.fd
+    }
+
+    /// The device under the socket, as the watch last saw it (one atomic load).
+    pub fn device_status(&self) -> crate::DeviceStatus {
+        self.link.device_status()
+    }
+
+    /// `Err(Error::Device)` once the device failed.
+    #[cfg(feature = "async")]
+    pub(crate) fn check_device(&self) -> Result<()> {
+        self.link.check_device()
+    }
+
+    /// Registers `waker` to be woken when the device fails.
+    #[cfg(all(feature = "async", target_os = "linux"))]
+    pub(crate) fn register_device_waker(&self, waker: &std::task::Waker) {
+        self.link.register_device_waker(waker);
     }
 }
 

@@ -173,7 +173,7 @@ impl AsyncRx {
     /// Polls for one packet; the building block of [`AsyncRx::recv`] (and of a
     /// `Stream`, if you want one). A frame leaves RX only when this returns it.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Frame>> {
-        self.poll_with(cx, |rx| rx.try_recv())
+        self.poll_with(cx, |rx| rx.take_one())
     }
 
     /// Polls for a batch: appends up to `max` packets to `out` once at least one is
@@ -184,7 +184,7 @@ impl AsyncRx {
         out: &mut Vec<Frame>,
         max: usize,
     ) -> Poll<Result<usize>> {
-        self.poll_with(cx, |rx| match rx.recv_batch(out, max) {
+        self.poll_with(cx, |rx| match rx.take_batch(out, max) {
             0 => None,
             n => Some(n),
         })
@@ -196,6 +196,9 @@ impl AsyncRx {
         mut attempt: impl FnMut(&mut Rx) -> Option<T>,
     ) -> Poll<Result<T>> {
         loop {
+            if let Err(e) = self.rx.check_device() {
+                return Poll::Ready(Err(e));
+            }
             for _ in 0..SPINS {
                 if let Some(v) = attempt(&mut self.rx) {
                     self.had_traffic = true;
@@ -232,13 +235,13 @@ impl AsyncRx {
                         cx.waker().wake_by_ref();
                         return Poll::Pending;
                     }
-                    Starving::Wait => return Poll::Pending,
+                    Starving::Wait => return self.pending(cx),
                 }
             }
             let mut guard = match self.io.poll_read_ready(cx) {
                 Poll::Ready(Ok(g)) => g,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(wakeup_error(e))),
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => return self.pending(cx),
             };
             // Readiness is a hint: look at the ring under it, and clear it only when
             // the ring is empty (a packet published after this check raises a new
@@ -250,10 +253,22 @@ impl AsyncRx {
         }
     }
 
+    /// Pending, with the task woken also when the device fails (and ready with that
+    /// failure if it happened meanwhile).
+    fn pending<T>(&self, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        self.rx.register_device_waker(cx.waker());
+        match self.rx.check_device() {
+            Err(e) => Poll::Ready(Err(e)),
+            Ok(()) => Poll::Pending,
+        }
+    }
+
     /// Waits for one packet. Cancel-safe.
     ///
     /// # Errors
-    /// [`Error::Kernel`] (stage `Wakeup`) when the reactor fails.
+    /// [`Error::Device`] once the device failed under the socket (a waiting
+    /// receive resolves to it at once); [`Error::Kernel`] (stage `Wakeup`) when the
+    /// reactor fails.
     pub async fn recv(&mut self) -> Result<Frame> {
         poll_fn(|cx| self.poll_recv(cx)).await
     }
@@ -268,7 +283,10 @@ impl AsyncRx {
     }
 
     /// [`Rx::try_recv`].
-    pub fn try_recv(&mut self) -> Option<Frame> {
+    ///
+    /// # Errors
+    /// As [`Rx::try_recv`].
+    pub fn try_recv(&mut self) -> Result<Option<Frame>> {
         self.rx.try_recv()
     }
 
@@ -316,9 +334,24 @@ impl AsyncTx {
     /// kicks the kernel; if that frees nothing it waits for `POLLOUT` (zero-copy:
     /// the driver signals when it takes frames) or, in copy mode, where only kicks
     /// move TX and nothing signals, yields to the scheduler and kicks again.
-    pub fn poll_send_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    ///
+    /// # Errors
+    /// [`Error::Device`] once the device failed; [`Error::Kernel`] (stage `Wakeup`)
+    /// when a kick or the reactor fails.
+    pub fn poll_send_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        self.poll_room(cx).map_err(|f| match f {
+            SendFailure::Device(d) => Error::Device(d),
+            SendFailure::Kernel(e) => wakeup_error(e),
+            other => Error::kernel(Stage::Wakeup, io::Error::other(format!("{other:?}"))),
+        })
+    }
+
+    fn poll_room(&mut self, cx: &mut Context<'_>) -> Poll<std::result::Result<(), SendFailure>> {
         loop {
-            if self.tx.make_room()? {
+            if let Some(d) = self.tx.device_failure() {
+                return Poll::Ready(Err(SendFailure::Device(d)));
+            }
+            if self.tx.make_room().map_err(SendFailure::Kernel)? {
                 return Poll::Ready(Ok(()));
             }
             if !self.tx.report().zero_copy {
@@ -327,10 +360,16 @@ impl AsyncTx {
             }
             let mut guard = match self.io.poll_write_ready(cx) {
                 Poll::Ready(Ok(g)) => g,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(SendFailure::Kernel(e))),
+                Poll::Pending => {
+                    self.tx.register_device_waker(cx.waker());
+                    if let Some(d) = self.tx.device_failure() {
+                        return Poll::Ready(Err(SendFailure::Device(d)));
+                    }
+                    return Poll::Pending;
+                }
             };
-            if self.tx.make_room()? {
+            if self.tx.make_room().map_err(SendFailure::Kernel)? {
                 return Poll::Ready(Ok(()));
             }
             guard.clear_ready();
@@ -350,8 +389,8 @@ impl AsyncTx {
                 Err(e) if matches!(e.reason(), SendFailure::Full) => frame = e.into_frame(),
                 Err(e) => return Err(e),
             }
-            if let Err(e) = poll_fn(|cx| self.poll_send_ready(cx)).await {
-                return Err(SendError::new(frame, SendFailure::Kernel(e)));
+            if let Err(reason) = poll_fn(|cx| self.poll_room(cx)).await {
+                return Err(SendError::new(frame, reason));
             }
         }
     }
@@ -374,9 +413,7 @@ impl AsyncTx {
                 // Room, yet nothing went: the front frame is unsendable.
                 break;
             }
-            poll_fn(|cx| self.poll_send_ready(cx))
-                .await
-                .map_err(wakeup_error)?;
+            poll_fn(|cx| self.poll_send_ready(cx)).await?;
         }
         Ok(total)
     }

@@ -30,6 +30,9 @@ pub enum SendFailure {
     Invalid(DescError),
     /// Kicking or polling the socket failed.
     Kernel(io::Error),
+    /// The device failed under the socket (deleted, moved, down, program
+    /// detached …; see [`crate::watch`]).
+    Device(crate::watch::DeviceError),
 }
 
 /// A frame that was not sent, and why. Nothing is lost: take the frame back with
@@ -79,6 +82,7 @@ impl fmt::Display for SendError {
             SendFailure::NoTxRing => write!(f, "socket has no TX ring"),
             SendFailure::Invalid(e) => write!(f, "invalid TX descriptor: {e}"),
             SendFailure::Kernel(e) => write!(f, "TX wake-up failed: {e}"),
+            SendFailure::Device(e) => write!(f, "{e}"),
         }
     }
 }
@@ -88,6 +92,7 @@ impl std::error::Error for SendError {
         match &self.reason {
             SendFailure::Invalid(e) => Some(e),
             SendFailure::Kernel(e) => Some(e),
+            SendFailure::Device(e) => Some(e),
             _ => None,
         }
     }
@@ -190,6 +195,9 @@ impl Tx {
     }
 
     fn check(&self, frame: &Frame) -> std::result::Result<(), SendFailure> {
+        if let Some(e) = self.link.device_failure() {
+            return Err(SendFailure::Device(e));
+        }
         if self.tx.is_none() {
             return Err(SendFailure::NoTxRing);
         }
@@ -290,7 +298,7 @@ impl Tx {
             };
             // 1 ms slices: copy-mode completions raise no event to wait for.
             let slice = left.min(Duration::from_millis(1));
-            if let Err(e) = self.link.fd.poll(false, true, Some(slice)) {
+            if let Err(e) = self.link.poll(false, true, Some(slice)) {
                 return Err(SendError::new(frame, SendFailure::Kernel(e)));
             }
         }
@@ -351,8 +359,10 @@ impl Tx {
     /// (0: all handed to the kernel).
     ///
     /// # Errors
+    /// [`Error::Device`](crate::Error::Device) once the device failed;
     /// [`Error::Kernel`](crate::Error::Kernel) (stage `Wakeup`) when a kick fails.
     pub fn flush(&mut self) -> Result<u32> {
+        self.link.check_device()?;
         let mut stalls = 0;
         loop {
             let progress = self.kick().map_err(wakeup_error)?;
@@ -386,7 +396,6 @@ impl Tx {
                 return Ok(false);
             }
             self.link
-                .fd
                 .poll(false, true, Some(Duration::from_micros(200)))
                 .map_err(wakeup_error)?;
         }
@@ -427,6 +436,23 @@ impl Tx {
     /// The socket.
     pub fn fd(&self) -> &crate::XskFd {
         &self.link.fd
+    }
+
+    /// The device under the socket, as the watch last saw it (one atomic load).
+    pub fn device_status(&self) -> crate::DeviceStatus {
+        self.link.device_status()
+    }
+
+    /// The device failure, if there was one.
+    #[cfg(feature = "async")]
+    pub(crate) fn device_failure(&self) -> Option<crate::watch::DeviceError> {
+        self.link.device_failure()
+    }
+
+    /// Registers `waker` to be woken when the device fails.
+    #[cfg(all(feature = "async", target_os = "linux"))]
+    pub(crate) fn register_device_waker(&self, waker: &std::task::Waker) {
+        self.link.register_device_waker(waker);
     }
 
     /// Makes room on TX: reap, kick. Returns `Ok(true)` when there is room.
