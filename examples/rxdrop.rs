@@ -4,7 +4,7 @@
 //! ```sh
 //! sudo target/release/examples/rxdrop --iface fx0 [--queue 0 | --all-queues]
 //!      [--mode auto|native|generic] [--batch 64] [--spin] [--busy-poll]
-//!      [--pin CPU] [--duration SECS]
+//!      [--pin CPU] [--no-watch] [--duration SECS]
 //! ```
 
 mod common;
@@ -17,7 +17,8 @@ use fluxcapacitor::engine::{BusyPoll, Engine, Idle, Queues};
 use fluxcapacitor::FluxBuilder;
 
 const USAGE: &str = "rxdrop --iface IF [--queue Q | --all-queues] [--mode auto|native|generic] \
-[--batch N] [--spin] [--busy-poll] [--pin CPU] [--frame-size 2048|4096] [--duration SECS]";
+[--batch N] [--spin] [--busy-poll] [--pin CPU] [--frame-size 2048|4096] [--no-watch] \
+[--duration SECS]";
 
 fn main() {
     let args = Args::parse(USAGE);
@@ -31,6 +32,7 @@ fn run(args: &Args) -> Result<(), fluxcapacitor::Error> {
     let iface = args.req("iface");
     let mode = args.xdp_mode();
     let frame_size: u32 = args.num("frame-size", 4096);
+    let no_watch = args.flag("no-watch");
     let queues = if args.flag("all-queues") {
         Queues::All
     } else {
@@ -39,7 +41,12 @@ fn run(args: &Args) -> Result<(), fluxcapacitor::Error> {
     let mut b = Engine::builder(&iface)
         .queues(queues)
         .batch_size(args.num("batch", 64))
-        .configure(move |f: FluxBuilder| f.xdp_mode(mode).frame_size(frame_size));
+        .configure(move |f: FluxBuilder| {
+            // --no-watch: without the device watch (to measure what it costs).
+            f.xdp_mode(mode)
+                .frame_size(frame_size)
+                .watch_device(!no_watch)
+        });
     if args.flag("spin") {
         b = b.idle(Idle::Spin);
     }

@@ -13,6 +13,7 @@
 #   --quick        1 round of 2 s, 64-byte frames only, no scaling section
 #   --sizes LIST   frame sizes (default "64 1514")
 #   --only REGEX   run only the variants whose name matches
+#   --watch-cost   add engine_rxdrop_nowatch (the device watch off), to compare
 #   --with-c-ref   add the C reference receivers of ../shared/bench-ref (libxdp),
 #                  built with `make -C ../shared/bench-ref BIN=<target>/bench-ref`
 #   --no-build     use the binaries already built
@@ -38,6 +39,7 @@ QUICK=0
 SIZES="64 1514"
 ONLY=""
 WITH_C=0
+WATCH_COST=0
 BUILD=1
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -47,6 +49,7 @@ while [ $# -gt 0 ]; do
         --sizes) SIZES="${2:?}"; shift 2 ;;
         --only) ONLY="${2:?}"; shift 2 ;;
         --with-c-ref) WITH_C=1; shift ;;
+        --watch-cost) WATCH_COST=1; shift ;;
         --no-build) BUILD=0; shift ;;
         -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
         *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
@@ -205,10 +208,11 @@ measure() {
         gen 0 "$size"
         "$EX/xdpdrop" --iface "$H" --duration "$SECS" >"$log" 2>&1 || true
         pps="$(result_field "$log" pps)" ;;
-    engine_rxdrop|engine_rxdrop_spin|system_rxdrop|async_rxdrop)
+    engine_rxdrop|engine_rxdrop_spin|engine_rxdrop_nowatch|system_rxdrop|async_rxdrop)
         local bin="${v%_spin}" extra=()
-        bin="${bin#engine_}"; [ "$bin" = rxdrop ] || bin="$v"
+        bin="${bin%_nowatch}"; bin="${bin#engine_}"; [ "$bin" = rxdrop ] || bin="$v"
         [ "$v" = engine_rxdrop_spin ] && extra=(--spin)
+        [ "$v" = engine_rxdrop_nowatch ] && extra=(--no-watch)
         gen 0 "$size"
         "$EX/$bin" --iface "$H" --pin 1 --duration "$SECS" "${extra[@]+"${extra[@]}"}" >"$log" 2>&1 || true
         pps="$(result_field "$log" pps)"; ns="$(result_field "$log" cpu_ns_per_pkt)" ;;
@@ -301,6 +305,7 @@ done
 FWD=(xdp_drop_softirq engine_l2fwd engine_l2fwd_b128 engine_txonly engine_txonly_b128)
 SHARED=(shared_engine_rxdrop shared_engine_rxdrop_busypoll)
 SCALE=(scale_xdp_drop_2q scale_rxdrop_1w scale_rxdrop_2w)
+[ "$WATCH_COST" -eq 1 ] && MAIN+=(engine_rxdrop_nowatch)
 if [ "$WITH_C" -eq 1 ]; then
     MAIN+=(c_rxdrop c_rxdrop_poll)
     FWD+=(c_l2fwd c_txonly)
