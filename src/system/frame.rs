@@ -28,7 +28,7 @@ use crate::sys::XdpDesc;
 ///
 /// ```compile_fail
 /// # fn demo(rx: &mut fluxcapacitor::system::Rx, tx: &mut fluxcapacitor::system::Tx) {
-/// let frame = rx.try_recv().unwrap();
+/// let frame = rx.try_recv().unwrap().unwrap();
 /// tx.try_send(frame).unwrap();
 /// let first = frame[0]; // error: `frame` was moved into the TX ring
 /// # }
@@ -37,7 +37,7 @@ use crate::sys::XdpDesc;
 /// ```compile_fail
 /// # fn demo(rx: &mut fluxcapacitor::system::Rx) {
 /// let bytes: &[u8] = {
-///     let frame = rx.try_recv().unwrap();
+///     let frame = rx.try_recv().unwrap().unwrap();
 ///     &frame[..] // error: `frame` is dropped (back in the pool) while borrowed
 /// };
 /// # }
