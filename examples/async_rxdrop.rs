@@ -28,7 +28,7 @@ fn main() {
     let args = Args::parse(USAGE);
     if let Some(cpu) = args.str("pin") {
         // The current-thread runtime polls on this thread: pin it, like an engine worker.
-        if let Err(e) = fluxcapacitor::sys::pin_current_thread(cpu.parse().unwrap_or(0)) {
+        if let Err(e) = fluxcapacitor::system::pin_current_thread(cpu.parse().unwrap_or(0)) {
             eprintln!("async_rxdrop: --pin: {e}");
             std::process::exit(1);
         }

@@ -43,7 +43,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let (mut rx, _tx) = flux.split();
     if let Some(cpu) = args.str("pin") {
         // The receiving thread (this one) on that CPU, like the engine's worker.
-        fluxcapacitor::sys::pin_current_thread(cpu.parse().unwrap_or(0))?;
+        fluxcapacitor::system::pin_current_thread(cpu.parse().unwrap_or(0))?;
     }
     let count = Arc::new(AtomicU64::new(0));
     let printer = {

@@ -66,7 +66,7 @@ pub mod ring;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod socket;
-pub mod sys;
+pub(crate) mod sys;
 #[cfg(feature = "system")]
 pub mod system;
 pub mod umem;
@@ -78,7 +78,7 @@ pub use builder::FluxBuilder;
 pub use error::{ConfigError, DescError, Error, Result, Stage};
 pub use flux::{Flux, SetupReport};
 pub use socket::{BindMode, PollEvents, RingSizes, XskFd, XskStats};
-pub use sys::XdpDesc;
+pub use sys::abi::XdpDesc;
 pub use umem::{FrameCounts, FramePool, Umem, UmemConfig};
 pub use watch::{DeviceError, DeviceEvent, DeviceStatus, LinkDown};
 #[cfg(target_os = "linux")]

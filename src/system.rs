@@ -346,6 +346,21 @@ const _: () = {
     }
 };
 
+/// Pins the calling thread to one CPU (for the thread that runs an [`Rx`] or [`Tx`]
+/// loop; the engine pins its workers itself with `pin_cpus`).
+///
+/// # Errors
+/// [`Error::Kernel`](crate::Error::Kernel) (stage `SocketOption`) when the CPU is
+/// not online or not allowed.
+#[cfg(target_os = "linux")]
+pub fn pin_current_thread(cpu: usize) -> crate::Result<()> {
+    crate::sys::pin_current_thread(cpu).map_err(|e| crate::Error::Kernel {
+        stage: crate::Stage::SocketOption,
+        hint: Some("CPU pinning failed: is that CPU online and allowed?"),
+        source: e,
+    })
+}
+
 fn wakeup_error(e: std::io::Error) -> crate::Error {
     crate::Error::kernel(crate::Stage::Wakeup, e)
 }

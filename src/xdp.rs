@@ -525,13 +525,15 @@ impl XdpProgram {
 }
 
 /// The program attached to `ifindex`, if any, as the typed error that names it.
+#[cfg(target_os = "linux")]
 pub(crate) fn existing_program(ifname: &str, ifindex: u32) -> Option<Error> {
     let found = sys::xdp_query(ifindex).ok()??;
     let mode = match found.mode {
         sys::netlink::XDP_ATTACHED_DRV => "native",
         sys::netlink::XDP_ATTACHED_SKB => "generic",
         sys::netlink::XDP_ATTACHED_HW => "offloaded",
-        _ => "several modes",
+        sys::netlink::XDP_ATTACHED_MULTI => "several modes",
+        _ => "unknown mode",
     };
     let link = matches!(sys::xdp_link_on(ifindex), Ok(Some(_)));
     Some(Error::ProgramAlreadyAttached {
@@ -546,6 +548,7 @@ pub(crate) fn existing_program(ifname: &str, ifindex: u32) -> Option<Error> {
 
 /// Detaches the program `existing` names (a `ProgramAlreadyAttached`); returns a
 /// description for the report.
+#[cfg(target_os = "linux")]
 fn remove_existing(ifindex: u32, existing: Error) -> Result<String> {
     let Error::ProgramAlreadyAttached { name, id, mode, .. } = &existing else {
         return Err(existing);

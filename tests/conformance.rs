@@ -1418,7 +1418,7 @@ fn multi_buffer(mode: XdpMode) {
                     options: if last {
                         0
                     } else {
-                        fluxcapacitor::sys::XDP_PKT_CONTD
+                        fluxcapacitor::XdpDesc::CONTINUES
                     },
                 });
             }

@@ -306,6 +306,7 @@ pub fn attrs(mut buf: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
 }
 
 /// Appends attribute `ty` with `val` (padded to 4 bytes) to `out`.
+#[cfg(test)]
 pub fn put_attr(out: &mut Vec<u8>, ty: u16, val: &[u8]) {
     let len = 4 + val.len();
     out.extend_from_slice(&(len as u16).to_ne_bytes());
