@@ -549,7 +549,8 @@ impl FluxBuilder {
         };
         if self.prefill {
             if let Some(fill) = rings.fill.as_mut() {
-                let n = socket::fill_share(umem.frame_count(), self.rings.fill, self.rings.tx);
+                let n =
+                    crate::driver::fill_share(umem.frame_count(), self.rings.fill, self.rings.tx);
                 fill.fill_from(&mut pool, n);
                 if self.need_wakeup && fill.needs_wakeup() {
                     let _ = fd.wake_rx();

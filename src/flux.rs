@@ -8,7 +8,8 @@ use std::sync::Arc;
 #[cfg(target_os = "linux")]
 use crate::error::ConfigError;
 use crate::error::{Error, Result, Stage};
-use crate::socket::{Rings, XskFd, XskStats};
+use crate::ring::Rings;
+use crate::socket::{XskFd, XskStats};
 #[cfg(target_os = "linux")]
 use crate::sys;
 use crate::umem::{FrameCounts, FramePool, Umem};

@@ -54,6 +54,7 @@ mod skel {
 
 #[cfg(target_os = "linux")]
 pub mod builder;
+mod driver;
 #[cfg(feature = "engine")]
 pub mod engine;
 pub mod error;

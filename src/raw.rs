@@ -27,7 +27,8 @@
 //! ```
 
 use crate::error::{DescError, Error, Result, Stage};
-use crate::socket::{CompletionRing, FillRing, RxRing, TxRing, XskFd};
+use crate::ring::{CompletionRing, FillRing, RxRing, TxRing};
+use crate::socket::XskFd;
 use crate::sys::XdpDesc;
 use crate::umem::{FramePool, Umem};
 

@@ -30,13 +30,11 @@ use std::fmt;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::driver::fill_share;
 use crate::error::Result;
 use crate::flux::{Flux, SetupReport};
-use crate::ring::{heap_pair, Consumer, Producer};
-use crate::socket::{
-    fill_share, CompletionRing, FillRing, PollEvents, RingSizes, Rings, RxRing, TxRing, XskFd,
-    XskStats,
-};
+use crate::ring::{heap_pair, Consumer, Producer, Rings};
+use crate::socket::{PollEvents, RingSizes, XskFd, XskStats};
 use crate::sys::{XdpDesc, XDP_PACKET_HEADROOM, XDP_PKT_CONTD};
 use crate::umem::{FramePool, Umem, UmemConfig};
 
@@ -228,10 +226,10 @@ impl SimDevice {
         let cfg = self.shared.cfg;
         let umem = self.shared.umem.clone();
         let mut rings = Rings {
-            fill: Some(FillRing::new(user.fill)),
-            completion: Some(CompletionRing::new(user.comp)),
-            rx: (cfg.rings.rx > 0).then(|| RxRing::new(user.rx)),
-            tx: (cfg.rings.tx > 0).then(|| TxRing::new(user.tx)),
+            fill: Some(user.fill),
+            completion: Some(user.comp),
+            rx: (cfg.rings.rx > 0).then_some(user.rx),
+            tx: (cfg.rings.tx > 0).then_some(user.tx),
         };
         let mut pool = FramePool::new(&umem);
         if cfg.prefill {

@@ -12,12 +12,12 @@ use std::time::Instant;
 
 #[cfg(target_os = "linux")]
 use crate::error::{Error, Result, Stage};
+use crate::ring::Rings;
 #[cfg(target_os = "linux")]
 use crate::ring::{self, KernelRing};
-use crate::ring::{Consumer, Peek, Producer, Reservation};
+use crate::sys::XdpStatistics;
 #[cfg(target_os = "linux")]
 use crate::sys::{self, XdpMmapOffsets};
-use crate::sys::{XdpDesc, XdpStatistics};
 #[cfg(target_os = "linux")]
 use crate::umem::Umem;
 
@@ -297,230 +297,6 @@ pub(crate) fn is_transient(e: &io::Error) -> bool {
     )
 }
 
-macro_rules! counted_producer {
-    ($(#[$m:meta])* $name:ident, $t:ty) => {
-        $(#[$m])*
-        #[derive(Debug)]
-        pub struct $name {
-            ring: Producer<$t>,
-            produced: u64,
-        }
-
-        impl $name {
-            pub(crate) fn new(ring: Producer<$t>) -> Self {
-                $name { ring, produced: 0 }
-            }
-            /// Ring capacity.
-            pub fn size(&self) -> u32 {
-                self.ring.size()
-            }
-            /// Free slots (refreshes from the kernel if fewer than `want` are cached).
-            pub fn free(&mut self, want: u32) -> u32 {
-                self.ring.free(want)
-            }
-            /// Entries published and not yet consumed by the other side.
-            pub fn pending(&self) -> u32 {
-                self.ring.pending()
-            }
-            /// Total entries ever published through this handle.
-            pub fn produced(&self) -> u64 {
-                self.produced
-            }
-            /// The kernel wants a wake-up to process this ring.
-            pub fn needs_wakeup(&self) -> bool {
-                self.ring.needs_wakeup()
-            }
-            /// Reserves up to `want` slots; see [`Reservation`].
-            pub fn reserve(&mut self, want: u32) -> CountedReservation<'_, $t> {
-                CountedReservation {
-                    inner: self.ring.reserve(want),
-                    produced: &mut self.produced,
-                }
-            }
-        }
-    };
-}
-
-macro_rules! counted_consumer {
-    ($(#[$m:meta])* $name:ident, $t:ty) => {
-        $(#[$m])*
-        #[derive(Debug)]
-        pub struct $name {
-            ring: Consumer<$t>,
-            consumed: u64,
-        }
-
-        impl $name {
-            pub(crate) fn new(ring: Consumer<$t>) -> Self {
-                $name { ring, consumed: 0 }
-            }
-            /// Ring capacity.
-            pub fn size(&self) -> u32 {
-                self.ring.size()
-            }
-            /// Entries ready (refreshes from the producer if fewer than `want` are cached).
-            pub fn available(&mut self, want: u32) -> u32 {
-                self.ring.available(want)
-            }
-            /// Total entries ever consumed through this handle.
-            pub fn consumed(&self) -> u64 {
-                self.consumed
-            }
-            /// Peeks at up to `max` entries; see [`Peek`].
-            pub fn peek(&mut self, max: u32) -> CountedPeek<'_, $t> {
-                CountedPeek {
-                    inner: self.ring.peek(max),
-                    consumed: &mut self.consumed,
-                }
-            }
-            /// Consumes up to `max` entries, handing each to `f`; returns how many.
-            pub fn consume(&mut self, max: u32, f: impl FnMut($t)) -> u32 {
-                let n = self.ring.consume(max, f);
-                self.consumed += n as u64;
-                n
-            }
-        }
-    };
-}
-
-counted_producer!(
-    /// The FILL ring: frames handed to the kernel to receive into (chunk addresses).
-    FillRing,
-    u64
-);
-
-impl FillRing {
-    /// Moves up to `n` frames from `pool` onto FILL; returns how many.
-    pub fn fill_from(&mut self, pool: &mut crate::umem::FramePool, n: u32) -> u32 {
-        self.produce_from(&mut std::iter::from_fn(|| pool.alloc()), n)
-    }
-
-    fn produce_from(&mut self, items: &mut impl Iterator<Item = u64>, max: u32) -> u32 {
-        let n = self.ring.produce_from(items, max);
-        self.produced += n as u64;
-        n
-    }
-}
-
-/// How many of a UMEM's `frames` belong on FILL: all FILL can hold, except that with a
-/// TX ring half the frames (at most a TX ring's worth) stay free for sending.
-pub(crate) fn fill_share(frames: u32, fill_size: u32, tx_size: u32) -> u32 {
-    let for_tx = if tx_size > 0 {
-        (frames / 2).min(tx_size)
-    } else {
-        0
-    };
-    (frames - for_tx).min(fill_size)
-}
-counted_producer!(
-    /// The TX ring: descriptors of packets to send.
-    TxRing,
-    XdpDesc
-);
-counted_consumer!(
-    /// The COMPLETION ring: addresses of frames the kernel has finished sending.
-    CompletionRing,
-    u64
-);
-counted_consumer!(
-    /// The RX ring: descriptors of received packets.
-    RxRing,
-    XdpDesc
-);
-
-/// A reservation on a counted ring: push, then [`commit`](Self::commit); dropping it
-/// publishes nothing.
-#[must_use = "a reservation publishes nothing unless committed"]
-#[derive(Debug)]
-pub struct CountedReservation<'a, T: Copy> {
-    inner: Reservation<'a, T>,
-    produced: &'a mut u64,
-}
-
-impl<T: Copy> CountedReservation<'_, T> {
-    /// Slots reserved.
-    pub fn capacity(&self) -> u32 {
-        self.inner.capacity()
-    }
-    /// Slots still free.
-    pub fn remaining(&self) -> u32 {
-        self.inner.remaining()
-    }
-    /// Items pushed.
-    pub fn len(&self) -> u32 {
-        self.inner.len()
-    }
-    /// Nothing pushed.
-    pub fn is_empty(&self) -> bool {
-        self.inner.is_empty()
-    }
-    /// Writes the next slot; gives the value back when full.
-    #[inline]
-    pub fn push(&mut self, v: T) -> std::result::Result<(), T> {
-        self.inner.push(v)
-    }
-    /// Publishes what was pushed; returns how many.
-    pub fn commit(self) -> u32 {
-        let n = self.inner.commit();
-        *self.produced += n as u64;
-        n
-    }
-}
-
-/// A peek on a counted ring: read, then [`release`](Self::release); dropping it leaves
-/// the entries on the ring.
-#[must_use = "peeked entries stay on the ring unless released"]
-#[derive(Debug)]
-pub struct CountedPeek<'a, T: Copy> {
-    inner: Peek<'a, T>,
-    consumed: &'a mut u64,
-}
-
-impl<T: Copy> CountedPeek<'_, T> {
-    /// Entries peeked.
-    pub fn len(&self) -> u32 {
-        self.inner.len()
-    }
-    /// None peeked.
-    pub fn is_empty(&self) -> bool {
-        self.inner.is_empty()
-    }
-    /// Entry `i`, if `i < len()`.
-    #[inline]
-    pub fn get(&self, i: u32) -> Option<T> {
-        self.inner.try_get(i)
-    }
-    /// Iterates over the peeked entries.
-    pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
-        (0..self.inner.len()).map(|i| self.inner.get(i))
-    }
-    /// Consumes every peeked entry.
-    pub fn release(self) -> u32 {
-        let n = self.inner.release();
-        *self.consumed += n as u64;
-        n
-    }
-    /// Consumes the first `n`.
-    pub fn release_n(self, n: u32) -> u32 {
-        let n = self.inner.release_n(n);
-        *self.consumed += n as u64;
-        n
-    }
-}
-
-/// A socket's rings, as created.
-#[derive(Debug)]
-pub struct Rings {
-    /// FILL (absent on a sharer of another socket's queue).
-    pub fill: Option<FillRing>,
-    /// COMPLETION (as FILL).
-    pub completion: Option<CompletionRing>,
-    /// RX, if asked for.
-    pub rx: Option<RxRing>,
-    /// TX, if asked for.
-    pub tx: Option<TxRing>,
-}
-
 /// What `bind` needs.
 #[cfg(target_os = "linux")]
 #[derive(Debug, Clone)]
@@ -596,22 +372,22 @@ pub(crate) fn create(umem: &Umem, register: bool, sizes: RingSizes) -> Result<(X
     if own_umem_rings && sizes.fill > 0 {
         let r = ring::kernel_producer(fd.as_fd(), KernelRing::Fill, &off, sizes.fill)
             .map_err(mmap_err)?;
-        rings.fill = Some(FillRing::new(r));
+        rings.fill = Some(r);
     }
     if own_umem_rings && sizes.completion > 0 {
         let r = ring::kernel_consumer(fd.as_fd(), KernelRing::Completion, &off, sizes.completion)
             .map_err(mmap_err)?;
-        rings.completion = Some(CompletionRing::new(r));
+        rings.completion = Some(r);
     }
     if sizes.rx > 0 {
         let r =
             ring::kernel_consumer(fd.as_fd(), KernelRing::Rx, &off, sizes.rx).map_err(mmap_err)?;
-        rings.rx = Some(RxRing::new(r));
+        rings.rx = Some(r);
     }
     if sizes.tx > 0 {
         let r =
             ring::kernel_producer(fd.as_fd(), KernelRing::Tx, &off, sizes.tx).map_err(mmap_err)?;
-        rings.tx = Some(TxRing::new(r));
+        rings.tx = Some(r);
     }
     Ok((XskFd::new(fd), rings))
 }

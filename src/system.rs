@@ -73,7 +73,8 @@ pub use rx::Rx;
 pub use tx::{SendError, SendFailure, Tx};
 
 use crate::flux::{Flux, SetupReport};
-use crate::socket::{CompletionRing, XskFd};
+use crate::ring::CompletionRing;
+use crate::socket::XskFd;
 use crate::umem::{FrameCounts, FramePool};
 use pool::Pool;
 
@@ -111,7 +112,7 @@ pub fn split(mut flux: Flux) -> (Rx, Tx) {
     let tx_size = txr.as_ref().map_or(0, |t| t.size());
     let fill_target =
         fill.as_ref()
-            .map_or(0, |f| crate::socket::fill_share(total, f.size(), tx_size)) as u64;
+            .map_or(0, |f| crate::driver::fill_share(total, f.size(), tx_size)) as u64;
     let census = Census::default();
     if let Some(f) = &fill {
         census.fill_given.store(f.produced(), Ordering::Relaxed);

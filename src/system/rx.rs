@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use super::pool::Pool;
 use super::{wakeup_error, Frame, Link, REFILL_BATCH, SPINS};
 use crate::error::Result;
-use crate::socket::{FillRing, RxRing, XskStats};
+use crate::ring::{FillRing, RxRing};
+use crate::socket::XskStats;
 use crate::umem::FrameCounts;
 use crate::{Error, ProgramCounters, SetupReport, Stage};
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::pool::Pool;
 use super::{wakeup_error, Frame, Link};
 use crate::error::{DescError, Result};
-use crate::socket::TxRing;
+use crate::ring::TxRing;
 use crate::umem::FrameCounts;
 use crate::SetupReport;
 

@@ -18,6 +18,9 @@ use std::ptr::NonNull;
 use std::sync::atomic::{fence, AtomicU32, Ordering};
 use std::sync::Arc;
 
+mod typed;
+pub use typed::{CompletionRing, FillRing, Rings, RxRing, TxRing};
+
 use crate::sys::XDP_RING_NEED_WAKEUP;
 #[cfg(target_os = "linux")]
 use crate::sys::{Mmap, XdpRingOffset};
@@ -157,6 +160,8 @@ pub struct Producer<T> {
     cached_prod: u32,
     /// Consumer index plus ring size: the first index we may not write.
     cached_cons: u32,
+    /// Entries ever published through this end (the frame census counts with it).
+    produced: u64,
 }
 
 impl<T> fmt::Debug for Producer<T> {
@@ -179,7 +184,13 @@ impl<T: Copy> Producer<T> {
             ring,
             cached_prod: prod,
             cached_cons: cons.wrapping_add(size),
+            produced: 0,
         }
+    }
+
+    /// Entries ever published through this end.
+    pub fn produced(&self) -> u64 {
+        self.produced
     }
 
     /// Ring capacity.
@@ -308,6 +319,7 @@ impl<T: Copy> Reservation<'_, T> {
     pub fn commit(self) -> u32 {
         let n = self.len;
         if n > 0 {
+            self.ring.produced += n as u64;
             self.ring.cached_prod = self.ring.cached_prod.wrapping_add(n);
             // Release: the descriptor writes above happen-before the consumer's Acquire
             // load of this index.
@@ -327,6 +339,8 @@ pub struct Consumer<T> {
     cached_prod: u32,
     /// Next index we will read.
     cached_cons: u32,
+    /// Entries ever consumed through this end (the frame census counts with it).
+    consumed: u64,
 }
 
 impl<T> fmt::Debug for Consumer<T> {
@@ -348,7 +362,13 @@ impl<T: Copy> Consumer<T> {
             ring,
             cached_prod: prod,
             cached_cons: cons,
+            consumed: 0,
         }
+    }
+
+    /// Entries ever consumed through this end.
+    pub fn consumed(&self) -> u64 {
+        self.consumed
     }
 
     /// Ring capacity.
@@ -379,7 +399,7 @@ impl<T: Copy> Consumer<T> {
     pub fn consume(&mut self, max: u32, mut f: impl FnMut(T)) -> u32 {
         let p = self.peek(max);
         for i in 0..p.len() {
-            f(p.get(i));
+            f(p.read(i));
         }
         p.release()
     }
@@ -415,20 +435,26 @@ impl<T: Copy> Peek<'_, T> {
         self.len == 0
     }
 
-    /// Entry `i` of the peek (`i < len()`), or `None`.
-    pub fn try_get(&self, i: u32) -> Option<T> {
-        (i < self.len).then(|| self.get(i))
+    /// Entry `i` of the peek, or `None` past its end.
+    #[inline]
+    pub fn get(&self, i: u32) -> Option<T> {
+        (i < self.len).then(|| self.read(i))
     }
 
-    /// Entry `i` of the peek.
-    ///
-    /// # Panics
-    /// When `i >= len()`.
-    pub fn get(&self, i: u32) -> T {
-        assert!(i < self.len, "peek index out of range");
+    /// Every peeked entry, in order.
+    #[inline]
+    pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
+        (0..self.len).map(|i| self.read(i))
+    }
+
+    /// Entry `i`. Only called with `i < len()`: `get` checks it, `iter` and
+    /// `Consumer::consume` range over `0..len()`.
+    #[inline]
+    fn read(&self, i: u32) -> T {
+        debug_assert!(i < self.len, "peek index out of range");
         let idx = self.ring.cached_cons.wrapping_add(i);
-        // SAFETY: `idx` is within [cached_cons, cached_prod): published by the producer
-        // (observed via Acquire) and not yet released back to it.
+        // SAFETY: `i < len` (see above), so `idx` is within [cached_cons, cached_prod):
+        // published by the producer (observed via Acquire) and not yet released back.
         unsafe { self.ring.ring.slot(idx).read() }
     }
 
@@ -442,6 +468,7 @@ impl<T: Copy> Peek<'_, T> {
     pub fn release_n(self, n: u32) -> u32 {
         let n = n.min(self.len);
         if n > 0 {
+            self.ring.consumed += n as u64;
             self.ring.cached_cons = self.ring.cached_cons.wrapping_add(n);
             // Release: our reads of the slots happen-before the producer reuses them.
             self.ring
@@ -587,9 +614,9 @@ mod tests {
                     let peek = c.peek(max);
                     assert_eq!(peek.len(), (oracle.len() as u32).min(max));
                     for i in 0..peek.len() {
-                        assert_eq!(peek.get(i), oracle[i as usize]);
+                        assert_eq!(peek.get(i), Some(oracle[i as usize]));
                     }
-                    assert!(peek.try_get(peek.len()).is_none());
+                    assert!(peek.get(peek.len()).is_none());
                     match rng.below(3) {
                         0 => drop(peek),
                         1 => {
