@@ -1,10 +1,11 @@
 //! `FluxBuilder`: every setting validated before any system call, then the whole
 //! set-up in order: UMEM, socket, rings, bind, program, registration, FILL.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::device::{Device, KernelSocket};
 use crate::error::{ConfigError, Error, Result, Stage};
 use crate::flux::{Attached, Flux, SetupReport, XskMapTarget};
 use crate::socket::{self, BindMode, BindParams, RingSizes};
@@ -80,7 +81,8 @@ pub(crate) struct Explicit {
 #[derive(Debug, Clone)]
 pub(crate) struct SharedUmem {
     pub umem: Arc<Umem>,
-    pub fd: crate::socket::XskFd,
+    /// The owner's device (kept alive while the sharer binds to its socket).
+    pub device: crate::device::Device,
     pub ifindex: u32,
     pub queue: u32,
     pub program: Option<Arc<XdpProgram>>,
@@ -240,7 +242,7 @@ impl FluxBuilder {
     pub fn shared_umem(mut self, owner: &Flux) -> Self {
         self.shared = Some(SharedUmem {
             umem: owner.umem().clone(),
-            fd: owner.fd().clone(),
+            device: owner.device().clone(),
             ifindex: owner.report().ifindex,
             queue: owner.report().queue,
             program: owner.program().cloned(),
@@ -461,7 +463,7 @@ impl FluxBuilder {
         let (umem, owner_fd, same_queue) = match &self.shared {
             Some(s) => (
                 s.umem.clone(),
-                Some(s.fd.clone()),
+                Some(s.device.clone()),
                 s.ifindex == ifindex && s.queue == self.queue,
             ),
             None => (
@@ -492,7 +494,10 @@ impl FluxBuilder {
                 mode: self.bind_mode,
                 need_wakeup: self.need_wakeup,
                 multi_buffer: self.multi_buffer,
-                shared_with: owner_fd.clone(),
+                shared_with: owner_fd
+                    .as_ref()
+                    .and_then(|d| d.socket())
+                    .map(|f| f.as_raw_fd()),
                 busy_retry: self.busy_retry,
             },
         )?;
@@ -513,7 +518,8 @@ impl FluxBuilder {
             }
             None => 32,
         };
-        let zero_copy = fd.zero_copy().map_err(|e| Error::kernel(Stage::Query, e))?;
+        let zero_copy = crate::device::socket_zero_copy(fd.as_fd())
+            .map_err(|e| Error::kernel(Stage::Query, e))?;
         if zero_copy {
             umem.set_zero_copy();
         }
@@ -553,7 +559,7 @@ impl FluxBuilder {
                     crate::driver::fill_share(umem.frame_count(), self.rings.fill, self.rings.tx);
                 fill.fill_from(&mut pool, n);
                 if self.need_wakeup && fill.needs_wakeup() {
-                    let _ = fd.wake_rx();
+                    let _ = sys::kick_rx(fd.as_fd());
                 }
             }
         }
@@ -609,7 +615,7 @@ impl FluxBuilder {
         };
 
         Ok(Flux::new(
-            (fd, rings, umem, pool),
+            (Device::new(KernelSocket(fd)), rings, umem, pool),
             Attached {
                 report,
                 program,

@@ -5,11 +5,11 @@ use std::fmt;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
+use crate::device::{Device, XskStats};
 #[cfg(target_os = "linux")]
 use crate::error::ConfigError;
 use crate::error::{Error, Result, Stage};
 use crate::ring::Rings;
-use crate::socket::{XskFd, XskStats};
 #[cfg(target_os = "linux")]
 use crate::sys;
 use crate::umem::{FrameCounts, FramePool, Umem};
@@ -135,7 +135,7 @@ pub struct Flux {
     #[allow(dead_code)]
     user_map: Option<XskMapTarget>,
     pub(crate) rings: Rings,
-    pub(crate) fd: XskFd,
+    pub(crate) device: Device,
     pub(crate) pool: FramePool,
     pub(crate) umem: Arc<Umem>,
     report: SetupReport,
@@ -153,14 +153,14 @@ impl fmt::Debug for Flux {
 impl Flux {
     /// A bound socket and what it is attached to (the builder's last step).
     #[cfg(target_os = "linux")]
-    pub(crate) fn new(socket: (XskFd, Rings, Arc<Umem>, FramePool), attached: Attached) -> Flux {
-        let (fd, rings, umem, pool) = socket;
+    pub(crate) fn new(socket: (Device, Rings, Arc<Umem>, FramePool), attached: Attached) -> Flux {
+        let (device, rings, umem, pool) = socket;
         Flux {
             watch: attached.watch,
             program: attached.program,
             user_map: attached.user_map,
             rings,
-            fd,
+            device,
             pool,
             umem,
             report: attached.report,
@@ -173,8 +173,8 @@ impl Flux {
         &self.report
     }
     /// The socket.
-    pub fn fd(&self) -> &XskFd {
-        &self.fd
+    pub fn device(&self) -> &Device {
+        &self.device
     }
     /// The UMEM.
     pub fn umem(&self) -> &Arc<Umem> {
@@ -184,7 +184,7 @@ impl Flux {
     #[cfg(feature = "sim")]
     pub(crate) fn new_sim(
         report: SetupReport,
-        fd: XskFd,
+        device: Device,
         rings: Rings,
         umem: Arc<Umem>,
         pool: FramePool,
@@ -195,7 +195,7 @@ impl Flux {
             #[cfg(target_os = "linux")]
             user_map: None,
             rings,
-            fd,
+            device,
             pool,
             umem,
             report,
@@ -263,7 +263,7 @@ impl Flux {
     }
     /// Kernel statistics of this socket.
     pub fn statistics(&self) -> Result<XskStats> {
-        self.fd
+        self.device
             .statistics()
             .map_err(|e| Error::kernel(Stage::Query, e))
     }
@@ -278,10 +278,18 @@ impl Flux {
         }
     }
 
+    /// The kernel socket (absent on a simulated device).
+    #[cfg(target_os = "linux")]
+    fn socket(&self) -> Result<std::os::fd::BorrowedFd<'_>> {
+        self.device.socket().ok_or_else(|| {
+            ConfigError::Conflict("a simulated device has no kernel socket to register").into()
+        })
+    }
+
     /// Registers this socket at `key` in a user-owned XSKMAP.
     #[cfg(target_os = "linux")]
     pub fn register_into(&self, map: impl AsFd, key: u32) -> Result<()> {
-        sys::map_update_fd(map.as_fd(), key, self.fd.as_fd())
+        sys::map_update_fd(map.as_fd(), key, self.socket()?)
             .map_err(|e| Error::kernel(Stage::MapUpdate, e))
     }
 
@@ -291,7 +299,7 @@ impl Flux {
     pub fn set_registered(&self, on: bool) -> Result<()> {
         if let Some(p) = &self.program {
             if on {
-                p.register(self.report.xskmap_key, self.fd.as_fd())?;
+                p.register(self.report.xskmap_key, self.socket()?)?;
             } else {
                 p.unregister(self.report.xskmap_key)?;
             }
@@ -306,7 +314,7 @@ impl Flux {
     pub fn register_at(&mut self, key: u32) -> Result<()> {
         match &self.program {
             Some(p) => {
-                p.register(key, self.fd.as_fd())?;
+                p.register(key, self.socket()?)?;
                 self.report.xskmap_key = key;
                 Ok(())
             }
@@ -381,7 +389,7 @@ impl Flux {
             tx: self.rings.tx.as_mut(),
             pool: &mut self.pool,
             umem: &self.umem,
-            fd: &self.fd,
+            device: &self.device,
             tx_lost: &mut self.tx_lost,
         }
     }

@@ -54,6 +54,7 @@ mod skel {
 
 #[cfg(target_os = "linux")]
 pub mod builder;
+pub mod device;
 mod driver;
 #[cfg(feature = "engine")]
 pub mod engine;
@@ -76,9 +77,10 @@ pub mod xdp;
 
 #[cfg(target_os = "linux")]
 pub use builder::FluxBuilder;
+pub use device::{Device, PollEvents, XskStats};
 pub use error::{ConfigError, DescError, Error, Result, Stage};
 pub use flux::{Flux, SetupReport};
-pub use socket::{BindMode, PollEvents, RingSizes, XskFd, XskStats};
+pub use socket::{BindMode, RingSizes};
 pub use sys::abi::XdpDesc;
 pub use umem::{FrameCounts, FramePool, Umem, UmemConfig};
 pub use watch::{DeviceError, DeviceEvent, DeviceStatus, LinkDown};

@@ -26,9 +26,9 @@
 //! # Ok(()) }
 //! ```
 
+use crate::device::Device;
 use crate::error::{DescError, Error, Result, Stage};
 use crate::ring::{CompletionRing, FillRing, RxRing, TxRing};
-use crate::socket::XskFd;
 use crate::sys::XdpDesc;
 use crate::umem::{FramePool, Umem};
 
@@ -47,15 +47,15 @@ pub struct RawParts<'a> {
     pub pool: &'a mut FramePool,
     /// The UMEM.
     pub umem: &'a Umem,
-    /// The socket, for wake-ups and statistics.
-    pub fd: &'a XskFd,
+    /// The device, for kicks, wake-ups and statistics.
+    pub device: &'a Device,
     pub(crate) tx_lost: &'a mut u64,
 }
 
 impl RawParts<'_> {
     /// Validates `descs` as the kernel would and pushes them on TX; returns how many
     /// were queued (stopping at the first refused one or when TX is full). Kick with
-    /// [`XskFd::kick_tx`] when [`TxRing::needs_wakeup`] says so.
+    /// [`Device::kick_tx`] when [`TxRing::needs_wakeup`] says so.
     pub fn send(&mut self, descs: &[XdpDesc]) -> Result<usize> {
         let tx = self.tx.as_deref_mut().ok_or_else(|| Error::Kernel {
             stage: Stage::Bind,

@@ -30,11 +30,12 @@ use std::fmt;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::device::{Device, DeviceOps, Kicked, PollEvents, XskStats};
 use crate::driver::fill_share;
 use crate::error::Result;
 use crate::flux::{Flux, SetupReport};
 use crate::ring::{heap_pair, Consumer, Producer, Rings};
-use crate::socket::{PollEvents, RingSizes, XskFd, XskStats};
+use crate::socket::RingSizes;
 use crate::sys::{XdpDesc, XDP_PACKET_HEADROOM, XDP_PKT_CONTD};
 use crate::umem::{FramePool, Umem, UmemConfig};
 
@@ -261,7 +262,7 @@ impl SimDevice {
         };
         Ok(Flux::new_sim(
             report,
-            XskFd::sim(self.shared.clone()),
+            Device::new(SimPort(self.shared.clone())),
             rings,
             umem,
             pool,
@@ -317,6 +318,46 @@ impl Kernel {
         self.rng ^= self.rng >> 27;
         let v = self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d);
         (v >> 11) as f64 / (1u64 << 53) as f64 <= p
+    }
+}
+
+/// The simulated device as the other side of a socket's rings.
+#[derive(Debug)]
+struct SimPort(Arc<Shared>);
+
+impl DeviceOps for SimPort {
+    fn kick_tx(&self) -> std::io::Result<Kicked> {
+        Ok(if self.0.kick() {
+            Kicked::Ok
+        } else {
+            Kicked::Retry
+        })
+    }
+    fn wake_rx(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn poll(&self, rx: bool, tx: bool, timeout: Option<Duration>) -> std::io::Result<PollEvents> {
+        Ok(self.0.poll(rx, tx, timeout))
+    }
+    fn statistics(&self) -> std::io::Result<XskStats> {
+        Ok(self.0.statistics())
+    }
+    fn zero_copy(&self) -> std::io::Result<bool> {
+        Ok(false)
+    }
+    /// The readiness eventfd is never drained (it only signals progress), so it
+    /// cannot stand for "RX has packets" to a level-triggered `poll(2)`.
+    #[cfg(target_os = "linux")]
+    fn poll_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        None
+    }
+    #[cfg(target_os = "linux")]
+    fn async_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        Some(self.0.event_fd())
+    }
+    #[cfg(target_os = "linux")]
+    fn socket(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        None
     }
 }
 

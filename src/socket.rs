@@ -1,21 +1,19 @@
-//! The XDP socket: UMEM registration, ring sizing and mapping, bind, wake-ups,
-//! statistics and options; and the four typed rings.
+//! Making an XDP socket: UMEM registration, ring sizing and mapping, bind. The bound
+//! socket then becomes a [`Device`](crate::device::Device).
 
-use std::io;
 #[cfg(target_os = "linux")]
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::os::fd::{AsFd, OwnedFd};
+#[cfg(target_os = "linux")]
 use std::time::Duration;
 #[cfg(target_os = "linux")]
 use std::time::Instant;
 
 #[cfg(target_os = "linux")]
 use crate::error::{Error, Result, Stage};
+#[cfg(target_os = "linux")]
 use crate::ring::Rings;
 #[cfg(target_os = "linux")]
 use crate::ring::{self, KernelRing};
-use crate::sys::XdpStatistics;
 #[cfg(target_os = "linux")]
 use crate::sys::{self, XdpMmapOffsets};
 #[cfg(target_os = "linux")]
@@ -59,244 +57,6 @@ impl Default for RingSizes {
     }
 }
 
-/// Kernel counters of one socket (`XDP_STATISTICS`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct XskStats {
-    /// Packets dropped for lack of FILL frames or too large for a frame.
-    pub rx_dropped: u64,
-    /// Invalid descriptors on FILL.
-    pub rx_invalid_descs: u64,
-    /// Invalid descriptors on TX (consumed, never completed).
-    pub tx_invalid_descs: u64,
-    /// Packets dropped because RX was full (kernel ≥ 5.9).
-    pub rx_ring_full: u64,
-    /// Times the kernel found FILL empty (kernel ≥ 5.9).
-    pub rx_fill_ring_empty_descs: u64,
-    /// Times the kernel found TX empty when woken (kernel ≥ 5.9).
-    pub tx_ring_empty_descs: u64,
-}
-
-impl From<XdpStatistics> for XskStats {
-    fn from(s: XdpStatistics) -> Self {
-        XskStats {
-            rx_dropped: s.rx_dropped,
-            rx_invalid_descs: s.rx_invalid_descs,
-            tx_invalid_descs: s.tx_invalid_descs,
-            rx_ring_full: s.rx_ring_full,
-            rx_fill_ring_empty_descs: s.rx_fill_ring_empty_descs,
-            tx_ring_empty_descs: s.tx_ring_empty_descs,
-        }
-    }
-}
-
-/// The socket, shared by the rings and handles made from it: a kernel AF_XDP socket,
-/// or (with the `sim` feature) a [simulated device](crate::sim).
-#[derive(Debug, Clone)]
-pub struct XskFd(Arc<FdInner>);
-
-#[derive(Debug)]
-struct FdInner {
-    kind: Kind,
-    /// `sendto` calls made (TX kicks).
-    kicks: AtomicU64,
-    /// Kicks that returned EBUSY: in copy mode each is one frame the device dropped
-    /// (`NET_XMIT_DROP`): completed, but never sent.
-    device_drops: AtomicU64,
-}
-
-#[derive(Debug)]
-enum Kind {
-    #[cfg(target_os = "linux")]
-    Kernel(OwnedFd),
-    #[cfg(feature = "sim")]
-    Sim(Arc<crate::sim::Shared>),
-}
-
-/// The descriptor to wait on: the socket, or the simulated device's readiness
-/// eventfd (readable once RX gets packets).
-#[cfg(target_os = "linux")]
-impl AsFd for XskFd {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        match &self.0.kind {
-            Kind::Kernel(fd) => fd.as_fd(),
-            #[cfg(feature = "sim")]
-            Kind::Sim(dev) => dev.event_fd(),
-        }
-    }
-}
-
-impl XskFd {
-    fn from_kind(kind: Kind) -> XskFd {
-        XskFd(Arc::new(FdInner {
-            kind,
-            kicks: AtomicU64::new(0),
-            device_drops: AtomicU64::new(0),
-        }))
-    }
-
-    #[cfg(target_os = "linux")]
-    fn new(fd: OwnedFd) -> XskFd {
-        Self::from_kind(Kind::Kernel(fd))
-    }
-
-    #[cfg(feature = "sim")]
-    pub(crate) fn sim(dev: Arc<crate::sim::Shared>) -> XskFd {
-        Self::from_kind(Kind::Sim(dev))
-    }
-
-    /// This is a simulated device, not a kernel socket.
-    #[allow(irrefutable_let_patterns)]
-    pub fn is_simulated(&self) -> bool {
-        #[cfg(feature = "sim")]
-        if let Kind::Sim(_) = &self.0.kind {
-            return true;
-        }
-        false
-    }
-
-    /// Kicks TX: `sendto(MSG_DONTWAIT)`. Transient errors (`EAGAIN`, `EBUSY`,
-    /// `ENOBUFS`, `ENETDOWN`) are reported as `Ok(false)`: call again later.
-    ///
-    /// In copy mode `EBUSY` means the device dropped one frame (`NET_XMIT_DROP`,
-    /// e.g. a full backlog on a veth peer): the kernel completes that frame without
-    /// sending it. Such drops are counted in [`XskFd::device_drops`].
-    pub fn kick_tx(&self) -> io::Result<bool> {
-        // Relaxed: statistics only.
-        self.0.kicks.fetch_add(1, Ordering::Relaxed);
-        match &self.0.kind {
-            #[cfg(target_os = "linux")]
-            Kind::Kernel(fd) => match sys::kick_tx(fd.as_fd()) {
-                Ok(()) => Ok(true),
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                    self.0.device_drops.fetch_add(1, Ordering::Relaxed);
-                    Ok(false)
-                }
-                Err(e) if is_transient(&e) => Ok(false),
-                Err(e) => Err(e),
-            },
-            #[cfg(feature = "sim")]
-            Kind::Sim(dev) => Ok(dev.kick()),
-        }
-    }
-
-    /// TX kicks (`sendto` calls) made through this socket.
-    pub fn kicks(&self) -> u64 {
-        self.0.kicks.load(Ordering::Relaxed)
-    }
-
-    /// Frames the device dropped on transmit (copy mode, `EBUSY` from a kick): they
-    /// came back on COMPLETION but never left.
-    pub fn device_drops(&self) -> u64 {
-        self.0.device_drops.load(Ordering::Relaxed)
-    }
-
-    /// Wakes the kernel's RX side (FILL refilled while it slept): `recvfrom(MSG_DONTWAIT)`.
-    pub fn wake_rx(&self) -> io::Result<()> {
-        match &self.0.kind {
-            #[cfg(target_os = "linux")]
-            Kind::Kernel(fd) => match sys::kick_rx(fd.as_fd()) {
-                Ok(()) => Ok(()),
-                Err(e) if is_transient(&e) => Ok(()),
-                Err(e) => Err(e),
-            },
-            #[cfg(feature = "sim")]
-            Kind::Sim(_) => Ok(()),
-        }
-    }
-
-    /// Waits for `POLLIN` (RX non-empty) and/or `POLLOUT` (TX has room).
-    /// Returns the ready events; an empty result is a timeout.
-    pub fn poll(&self, rx: bool, tx: bool, timeout: Option<Duration>) -> io::Result<PollEvents> {
-        match &self.0.kind {
-            #[cfg(target_os = "linux")]
-            Kind::Kernel(fd) => {
-                let mut ev = 0;
-                if rx {
-                    ev |= libc::POLLIN;
-                }
-                if tx {
-                    ev |= libc::POLLOUT;
-                }
-                loop {
-                    match sys::poll_fd(fd.as_fd(), ev, timeout) {
-                        Ok(r) => {
-                            return Ok(PollEvents {
-                                readable: r & libc::POLLIN != 0,
-                                writable: r & libc::POLLOUT != 0,
-                                error: r & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0,
-                            })
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
-            #[cfg(feature = "sim")]
-            Kind::Sim(dev) => Ok(dev.poll(rx, tx, timeout)),
-        }
-    }
-
-    /// Reads `XDP_STATISTICS`, accepting the short v1 layout of old kernels.
-    pub fn statistics(&self) -> io::Result<XskStats> {
-        match &self.0.kind {
-            #[cfg(target_os = "linux")]
-            Kind::Kernel(fd) => {
-                let (s, len): (XdpStatistics, usize) =
-                    sys::getsockopt(fd.as_fd(), sys::SOL_XDP, sys::XDP_STATISTICS)?;
-                let mut s = s;
-                if len < std::mem::size_of::<XdpStatistics>() {
-                    // v1 (24 bytes): the newer fields were not written.
-                    s.rx_ring_full = 0;
-                    s.rx_fill_ring_empty_descs = 0;
-                    s.tx_ring_empty_descs = 0;
-                }
-                Ok(s.into())
-            }
-            #[cfg(feature = "sim")]
-            Kind::Sim(dev) => Ok(dev.statistics()),
-        }
-    }
-
-    /// `XDP_OPTIONS`: whether the bound socket runs in zero-copy mode.
-    pub fn zero_copy(&self) -> io::Result<bool> {
-        match &self.0.kind {
-            #[cfg(target_os = "linux")]
-            Kind::Kernel(fd) => {
-                let (o, _): (sys::XdpOptions, usize) =
-                    sys::getsockopt(fd.as_fd(), sys::SOL_XDP, sys::XDP_OPTIONS)?;
-                Ok(o.flags & sys::XDP_OPTIONS_ZEROCOPY != 0)
-            }
-            #[cfg(feature = "sim")]
-            Kind::Sim(_) => Ok(false),
-        }
-    }
-
-    /// The raw descriptor (for registering in an XSKMAP, or waiting on).
-    #[cfg(target_os = "linux")]
-    pub fn raw(&self) -> i32 {
-        self.as_fd().as_raw_fd()
-    }
-}
-
-/// Result of [`XskFd::poll`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PollEvents {
-    /// RX has packets.
-    pub readable: bool,
-    /// TX has room.
-    pub writable: bool,
-    /// Error or hang-up.
-    pub error: bool,
-}
-
-#[cfg(target_os = "linux")]
-pub(crate) fn is_transient(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EAGAIN) | Some(libc::EBUSY) | Some(libc::ENOBUFS) | Some(libc::ENETDOWN)
-    )
-}
-
 /// What `bind` needs.
 #[cfg(target_os = "linux")]
 #[derive(Debug, Clone)]
@@ -308,7 +68,7 @@ pub(crate) struct BindParams {
     pub need_wakeup: bool,
     pub multi_buffer: bool,
     /// `Some(fd)`: share this socket's UMEM (XDP_SHARED_UMEM).
-    pub shared_with: Option<XskFd>,
+    pub shared_with: Option<i32>,
     /// Bounded wait for a queue the kernel is still releasing.
     pub busy_retry: Duration,
 }
@@ -316,7 +76,7 @@ pub(crate) struct BindParams {
 #[cfg(target_os = "linux")]
 /// Creates an XDP socket; registers `umem` (unless `register` is false, for a socket
 /// that shares another's UMEM); sizes and maps the rings it needs.
-pub(crate) fn create(umem: &Umem, register: bool, sizes: RingSizes) -> Result<(XskFd, Rings)> {
+pub(crate) fn create(umem: &Umem, register: bool, sizes: RingSizes) -> Result<(OwnedFd, Rings)> {
     let fd = sys::xsk_socket().map_err(|e| Error::kernel(Stage::Socket, e))?;
     if register {
         let reg = sys::XdpUmemReg {
@@ -389,13 +149,13 @@ pub(crate) fn create(umem: &Umem, register: bool, sizes: RingSizes) -> Result<(X
             ring::kernel_producer(fd.as_fd(), KernelRing::Tx, &off, sizes.tx).map_err(mmap_err)?;
         rings.tx = Some(r);
     }
-    Ok((XskFd::new(fd), rings))
+    Ok((fd, rings))
 }
 
 #[cfg(target_os = "linux")]
 /// Binds the socket to (interface, queue). Retries `EBUSY` for up to
 /// `p.busy_retry`, because the kernel frees a closed socket's queue in the background.
-pub(crate) fn bind(fd: &XskFd, p: &BindParams) -> Result<()> {
+pub(crate) fn bind(fd: &OwnedFd, p: &BindParams) -> Result<()> {
     let mut flags = 0u16;
     if let Some(_owner) = &p.shared_with {
         flags |= sys::XDP_SHARED_UMEM;
@@ -417,7 +177,7 @@ pub(crate) fn bind(fd: &XskFd, p: &BindParams) -> Result<()> {
         flags,
         ifindex: p.ifindex,
         queue_id: p.queue,
-        shared_umem_fd: p.shared_with.as_ref().map(|f| f.raw() as u32).unwrap_or(0),
+        shared_umem_fd: p.shared_with.map(|f| f as u32).unwrap_or(0),
     };
     let start = Instant::now();
     loop {

@@ -72,9 +72,9 @@ pub use frame::Frame;
 pub use rx::Rx;
 pub use tx::{SendError, SendFailure, Tx};
 
+use crate::device::Device;
 use crate::flux::{Flux, SetupReport};
 use crate::ring::CompletionRing;
-use crate::socket::XskFd;
 use crate::umem::{FrameCounts, FramePool};
 use pool::Pool;
 
@@ -120,7 +120,7 @@ pub fn split(mut flux: Flux) -> (Rx, Tx) {
     #[cfg(target_os = "linux")]
     let watch = flux.watch().cloned();
     let link = Arc::new(Link {
-        fd: flux.fd.clone(),
+        device: flux.device.clone(),
         #[cfg(target_os = "linux")]
         watch,
         always_kick: !report.need_wakeup,
@@ -140,7 +140,7 @@ pub(crate) struct Link {
     /// Program, socket and the rest of set-up; dropped with the last handle.
     /// Behind a mutex only to make `Link` `Sync`; never locked on the data path.
     flux: Mutex<Flux>,
-    fd: XskFd,
+    device: Device,
     /// The device watch (absent on a simulated device or with `watch_device(false)`).
     #[cfg(target_os = "linux")]
     watch: Option<Arc<crate::watch::Watch>>,
@@ -219,8 +219,8 @@ impl Link {
         timeout: Option<std::time::Duration>,
     ) -> std::io::Result<()> {
         #[cfg(target_os = "linux")]
-        if let Some(w) = &self.watch {
-            use std::os::fd::{AsFd, AsRawFd};
+        if let (Some(w), Some(fd)) = (&self.watch, self.device.poll_fd()) {
+            use std::os::fd::AsRawFd;
             let mut ev = 0;
             if rx {
                 ev |= libc::POLLIN;
@@ -230,7 +230,7 @@ impl Link {
             }
             let mut fds = [
                 libc::pollfd {
-                    fd: self.fd.as_fd().as_raw_fd(),
+                    fd: fd.as_raw_fd(),
                     events: ev,
                     revents: 0,
                 },
@@ -247,7 +247,7 @@ impl Link {
             }
             return Ok(());
         }
-        self.fd.poll(rx, tx, timeout).map(drop)
+        self.device.poll(rx, tx, timeout).map(drop)
     }
 
     /// Completed TX frames back to the pool (one lock, one CAS); returns how many.

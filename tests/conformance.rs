@@ -276,7 +276,7 @@ fn assert_at_rest(flux: &mut Flux) {
             return;
         }
         assert!(Instant::now() < deadline, "frames did not come back: {c}");
-        let _ = flux.fd().kick_tx();
+        let _ = flux.device().kick_tx();
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -468,7 +468,7 @@ fn poll_rx_tx(mode: XdpMode) {
             }
             reap(&mut tx);
             // Block until TX has room (POLLOUT: at most half of TX pending).
-            let ev = tx.fd().poll(false, true, Some(STALL)).unwrap();
+            let ev = tx.device().poll(false, true, Some(STALL)).unwrap();
             assert!(
                 ev.writable,
                 "POLLOUT timed out after {sent}: {:?} {}",
@@ -486,7 +486,7 @@ fn poll_rx_tx(mode: XdpMode) {
     let mut seqs = Vec::new();
     let mut wakeups = 0;
     while seqs.len() < n as usize {
-        let ev = rx.fd().poll(true, false, Some(STALL)).unwrap();
+        let ev = rx.device().poll(true, false, Some(STALL)).unwrap();
         assert!(
             ev.readable,
             "POLLIN timed out after {} frames; sender at {}; rx {:?} {} prog {:?}",
@@ -512,7 +512,7 @@ fn poll_timeouts(mode: XdpMode) {
     let l = default_link(mode);
     let t = Instant::now();
     let ev =
-        l.rx.fd()
+        l.rx.device()
             .poll(true, false, Some(Duration::from_secs(1)))
             .unwrap();
     assert!(

@@ -37,7 +37,11 @@ fn raw_receive_counting(
     let mut last = Instant::now();
     while got.len() < want && last.elapsed() < idle {
         let RawParts {
-            fill, rx, umem, fd, ..
+            fill,
+            rx,
+            umem,
+            device: fd,
+            ..
         } = flux.raw();
         let (fill, rx) = (fill.unwrap(), rx.unwrap());
         let peek = rx.peek(64);
@@ -103,7 +107,7 @@ fn assert_at_rest(flux: &mut Flux) {
             return;
         }
         assert!(Instant::now() < deadline, "frames did not come back: {c}");
-        let _ = flux.fd().kick_tx();
+        let _ = flux.device().kick_tx();
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -247,7 +251,7 @@ fn tx_test(mode: XdpMode) {
         N as usize,
         "captured {} of {N}; device drops {}",
         got.len(),
-        flux.fd().device_drops()
+        flux.device().device_drops()
     );
     let want: HashSet<&Vec<u8>> = expect.iter().collect();
     let mut seen = HashSet::new();

@@ -265,7 +265,7 @@ fn seeded_faults_are_deterministic() {
                 options: 0,
             }])
             .unwrap();
-            raw.fd.kick_tx().unwrap();
+            raw.device.kick_tx().unwrap();
             let (c, pool, umem) = (raw.completion.unwrap(), raw.pool, raw.umem);
             c.consume(u32::MAX, |a| pool.free(umem.chunk_of(a)));
         }

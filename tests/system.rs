@@ -488,10 +488,13 @@ fn handles_and_frames_drop_in_every_order() {
                 }
             }
             let handles_gone = rx.is_none() && tx.is_none();
+            let attached = xdp_attached(&pair.host);
             assert_eq!(
-                xdp_attached(&pair.host),
+                attached,
                 !handles_gone,
-                "order {order:?} step {step}: program attached while a handle lives, detached after"
+                "order {order:?} step {step}: program attached while a handle lives, detached after (attached {attached}, rx {}, tx {})",
+                rx.is_some(),
+                tx.is_some()
             );
         }
     }

@@ -8,7 +8,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::socket::{XskFd, XskStats};
+use crate::device::{Device, XskStats};
 use crate::umem::FrameCounts;
 
 macro_rules! counters {
@@ -120,7 +120,7 @@ pub(crate) struct StatHandle {
     pub queue: u32,
     pub worker: usize,
     pub stats: Arc<QueueStats>,
-    pub fd: XskFd,
+    pub device: Device,
     #[cfg(target_os = "linux")]
     pub watch: Option<Arc<crate::watch::Watch>>,
 }
@@ -132,7 +132,7 @@ impl StatHandle {
             queue: self.queue,
             worker: self.worker,
             counters: self.stats.load(),
-            kernel: self.fd.statistics().ok(),
+            kernel: self.device.statistics().ok(),
         }
     }
 }

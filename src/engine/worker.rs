@@ -1,7 +1,7 @@
 //! One worker: a loop over its ports, the batch callback, verdicts, idle strategy.
 
 #[cfg(target_os = "linux")]
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,8 +54,8 @@ pub(crate) struct Worker {
     #[cfg(target_os = "linux")]
     pollfds: Vec<libc::pollfd>,
     fill_target: u32,
-    /// A port is a simulated device: wait on the device, not with poll(2).
-    simulated: bool,
+    /// Some port's device has no descriptor for poll(2): wait on the device.
+    device_wait: bool,
     /// When the current run of empty turns started.
     idle_since: Instant,
 }
@@ -86,12 +86,10 @@ impl Worker {
             .into());
         }
         #[cfg(target_os = "linux")]
-        if let Some(bp) = cfg
-            .busy_poll
-            .filter(|_| !ports.iter().any(|p| p.flux.fd.is_simulated()))
-        {
-            for p in &ports {
-                let fd = p.flux.fd.as_fd();
+        if let Some(bp) = cfg.busy_poll {
+            // Busy polling is a socket option: devices that are no kernel socket
+            // (the simulated one) have no NAPI to drive.
+            for fd in ports.iter().filter_map(|p| p.flux.device.socket()) {
                 for (name, v) in [
                     (sys::SO_PREFER_BUSY_POLL, 1),
                     (sys::SO_BUSY_POLL, bp.usecs as libc::c_int),
@@ -109,7 +107,9 @@ impl Worker {
         let mut pollfds: Vec<libc::pollfd> = ports
             .iter()
             .map(|p| libc::pollfd {
-                fd: p.flux.fd.as_fd().as_raw_fd(),
+                // A negative fd is skipped by poll(2): devices without one are
+                // waited on through `Device::poll` instead (see `idle`).
+                fd: p.flux.device.poll_fd().map_or(-1, |f| f.as_raw_fd()),
                 events: libc::POLLIN,
                 revents: 0,
             })
@@ -172,10 +172,13 @@ impl Worker {
             #[cfg(target_os = "linux")]
             pollfds,
             fill_target,
-            simulated: false,
+            device_wait: true,
             idle_since: Instant::now(),
         };
-        w.simulated = w.ports.iter().any(|p| p.flux.fd.is_simulated());
+        #[cfg(target_os = "linux")]
+        {
+            w.device_wait = w.ports.iter().any(|p| p.flux.device.poll_fd().is_none());
+        }
         // FILL is loaded now, not when the loop starts: the sockets are registered
         // already, and a packet finding FILL empty would be dropped.
         for p in 0..w.ports.len() {
@@ -192,7 +195,7 @@ impl Worker {
                 queue: p.flux.report().queue,
                 worker: self.index,
                 stats: p.stats.clone(),
-                fd: p.flux.fd.clone(),
+                device: p.flux.device.clone(),
                 #[cfg(target_os = "linux")]
                 watch: p.flux.watch().cloned(),
             })
@@ -313,12 +316,16 @@ impl Worker {
                 if stop.is_stopped() {
                     return;
                 }
-                if self.simulated || cfg!(not(target_os = "linux")) {
-                    // A simulated device (or no poll(2)): wait on the device itself,
-                    // a little at a time so that a stop is seen promptly.
+                if self.device_wait {
+                    // A device without a descriptor to poll(2) on (the simulated one,
+                    // or no poll(2) here): wait on the device itself, a little at a
+                    // time so that a stop is seen promptly.
                     if let Some(p) = self.ports.iter_mut().find(|p| p.flux.rings.rx.is_some()) {
                         p.local.polls += 1;
-                        let _ = p.flux.fd.poll(true, false, Some(Duration::from_millis(5)));
+                        let _ = p
+                            .flux
+                            .device
+                            .poll(true, false, Some(Duration::from_millis(5)));
                     } else {
                         std::thread::sleep(Duration::from_millis(1));
                     }
@@ -397,7 +404,7 @@ impl Worker {
         port.fill_outstanding += fill.fill_from(&mut self.pool, n) as u64;
         if fill.needs_wakeup() {
             port.local.rx_wakeups += 1;
-            let _ = port.flux.fd.wake_rx();
+            let _ = port.flux.device.wake_rx();
         }
     }
 
@@ -416,7 +423,7 @@ impl Worker {
                 if n == 0 && self.cfg.busy_poll.is_some() {
                     // Busy polling: this syscall runs the driver's NAPI here.
                     port.local.rx_wakeups += 1;
-                    let _ = port.flux.fd.wake_rx();
+                    let _ = port.flux.device.wake_rx();
                 }
             }
         }
@@ -534,12 +541,12 @@ impl Worker {
                         // budget (32 by default) and leaves the rest for the next
                         // turn, so a full RX batch (64) made TX back up and drop.
                         // Kick again while the kernel keeps taking descriptors.
-                        let before = port.flux.fd.device_drops();
+                        let before = port.flux.device.device_drops();
                         for _ in 0..MAX_KICKS {
                             let pending = tx.pending();
                             port.local.tx_kicks += 1;
                             port.flux
-                                .fd
+                                .device
                                 .kick_tx()
                                 .map_err(|e| Error::kernel(Stage::Wakeup, e))?;
                             let left = tx.pending();
@@ -547,7 +554,7 @@ impl Worker {
                                 break;
                             }
                         }
-                        port.local.device_drops += port.flux.fd.device_drops() - before;
+                        port.local.device_drops += port.flux.device.device_drops() - before;
                     }
                 }
             }
@@ -579,7 +586,7 @@ impl Worker {
             }
             // TX full: let the kernel work, take back what it finished, try once more.
             port.local.tx_kicks += 1;
-            let _ = port.flux.fd.kick_tx();
+            let _ = port.flux.device.kick_tx();
             self.reap(q);
         }
         let rest = self.out[q].len() - pushed;
@@ -606,7 +613,7 @@ impl Worker {
                 if let Some(tx) = port.flux.rings.tx.as_mut() {
                     if tx.pending() > 0 && tx.needs_wakeup() {
                         port.local.tx_kicks += 1;
-                        let _ = port.flux.fd.kick_tx();
+                        let _ = port.flux.device.kick_tx();
                     }
                 }
             }

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use super::pool::Pool;
 use super::{wakeup_error, Frame, Link, REFILL_BATCH, SPINS};
+use crate::device::XskStats;
 use crate::error::Result;
 use crate::ring::{FillRing, RxRing};
-use crate::socket::XskStats;
 use crate::umem::FrameCounts;
 use crate::{Error, ProgramCounters, SetupReport, Stage};
 
@@ -119,7 +119,7 @@ impl Rx {
             .store(fill.produced(), Ordering::Relaxed);
         if fill.needs_wakeup() {
             // The only system call of the receive path, and only when asked.
-            let _ = self.link.fd.wake_rx();
+            let _ = self.link.device.wake_rx();
         }
     }
 
@@ -314,7 +314,7 @@ impl Rx {
             return Starving::Retry;
         }
         if self.link.tx_in_flight() > 0 {
-            let _ = self.link.fd.kick_tx();
+            let _ = self.link.device.kick_tx();
             return Starving::Soon;
         }
         self.pool.waiter.arm(waker);
@@ -354,7 +354,7 @@ impl Rx {
     /// [`Error::Kernel`] (stage `Query`).
     pub fn statistics(&self) -> Result<XskStats> {
         self.link
-            .fd
+            .device
             .statistics()
             .map_err(|e| Error::kernel(Stage::Query, e))
     }
@@ -372,9 +372,9 @@ impl Rx {
         &self.link.report
     }
 
-    /// The socket.
-    pub fn fd(&self) -> &crate::XskFd {
-        &self.link.fd
+    /// The device (kicks, wake-ups, statistics).
+    pub fn device(&self) -> &crate::Device {
+        &self.link.device
     }
 
     /// The device under the socket, as the watch last saw it (one atomic load).

@@ -37,7 +37,7 @@
 
 use std::future::poll_fn;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -62,7 +62,7 @@ impl AsRawFd for SockFd {
     }
 }
 
-fn register(fd: &crate::XskFd, interest: Interest) -> Result<AsyncFd<SockFd>> {
+fn register(device: &crate::Device, interest: Interest) -> Result<AsyncFd<SockFd>> {
     if ::tokio::runtime::Handle::try_current().is_err() {
         return Err(Error::Kernel {
             stage: Stage::Wakeup,
@@ -70,8 +70,12 @@ fn register(fd: &crate::XskFd, interest: Interest) -> Result<AsyncFd<SockFd>> {
             source: io::Error::other("no tokio runtime"),
         });
     }
+    let fd = device.async_fd().ok_or_else(|| Error::Kernel {
+        stage: Stage::Wakeup,
+        hint: Some("this device has no descriptor for an async reactor"),
+        source: io::Error::from(io::ErrorKind::Unsupported),
+    })?;
     let dup = fd
-        .as_fd()
         .try_clone_to_owned()
         .map_err(|e| Error::kernel(Stage::Wakeup, e))?;
     // `with_interest` is deprecated because an arbitrary `AsRawFd` may return a
@@ -156,7 +160,7 @@ impl AsyncRx {
     /// As [`split`].
     pub fn new(rx: Rx) -> Result<AsyncRx> {
         Ok(AsyncRx {
-            io: register(rx.fd(), Interest::READABLE)?,
+            io: register(rx.device(), Interest::READABLE)?,
             rx,
             idle: AsyncIdle::default(),
             last_traffic: Instant::now(),
@@ -325,7 +329,7 @@ impl AsyncTx {
     /// As [`split`].
     pub fn new(tx: Tx) -> Result<AsyncTx> {
         Ok(AsyncTx {
-            io: register(tx.fd(), Interest::WRITABLE)?,
+            io: register(tx.device(), Interest::WRITABLE)?,
             tx,
         })
     }

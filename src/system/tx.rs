@@ -183,7 +183,7 @@ impl Tx {
         if !self.needs_kick() {
             return Ok(false);
         }
-        self.link.fd.kick_tx()?;
+        self.link.device.kick_tx()?;
         let after = self.tx.as_ref().map_or(0, |t| t.pending());
         Ok(after < before)
     }
@@ -433,9 +433,9 @@ impl Tx {
         &self.link.report
     }
 
-    /// The socket.
-    pub fn fd(&self) -> &crate::XskFd {
-        &self.link.fd
+    /// The device (kicks, wake-ups, statistics).
+    pub fn device(&self) -> &crate::Device {
+        &self.link.device
     }
 
     /// The device under the socket, as the watch last saw it (one atomic load).

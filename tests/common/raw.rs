@@ -52,7 +52,7 @@ pub fn kick_all(flux: &mut Flux) {
         }
         assert!(Instant::now() < deadline, "TX not consumed");
         if tx.needs_wakeup() {
-            raw.fd.kick_tx().expect("kick");
+            raw.device.kick_tx().expect("kick");
         }
     }
 }

@@ -58,7 +58,7 @@ fn kick_until_consumed(flux: &mut Flux) {
     let deadline = Instant::now() + WAIT;
     while flux.raw().tx.unwrap().pending() > 0 {
         assert!(Instant::now() < deadline, "TX not consumed");
-        flux.fd().kick_tx().unwrap();
+        flux.device().kick_tx().unwrap();
     }
 }
 
@@ -241,7 +241,7 @@ pub fn need_wakeup(mut l: Link) {
 pub fn tx_budget(mut l: Link) {
     let frames: Vec<Vec<u8>> = (0..100).map(|i| (l.frame)(i, 64)).collect();
     assert_eq!(queue(&mut l.tx, &frames), 100);
-    l.tx.fd().kick_tx().unwrap();
+    l.tx.device().kick_tx().unwrap();
     assert_eq!(
         l.tx.raw().tx.unwrap().pending(),
         68,
