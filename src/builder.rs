@@ -548,16 +548,15 @@ impl FluxBuilder {
 
         // FILL is loaded before the socket is registered anywhere, so that the first
         // packet redirected to it finds a frame.
-        let mut pool = if owner_fd.is_some() {
-            FramePool::empty()
+        let pool = Arc::new(if owner_fd.is_some() {
+            FramePool::empty(&umem)
         } else {
             FramePool::new(&umem)
-        };
+        });
         if self.prefill {
             if let Some(fill) = rings.fill.as_mut() {
-                let n =
-                    crate::driver::fill_share(umem.frame_count(), self.rings.fill, self.rings.tx);
-                fill.fill_from(&mut pool, n);
+                let n = crate::driver::prefill(umem.frame_count(), self.rings);
+                fill.fill_from(&pool, n);
                 if self.need_wakeup && fill.needs_wakeup() {
                     let _ = sys::kick_rx(fd.as_fd());
                 }

@@ -83,10 +83,12 @@ pub(crate) trait DeviceOps: Send + Sync + fmt::Debug {
     /// A descriptor that `poll(2)` reports readable exactly while RX has packets
     /// (level-triggered), to wait on several devices at once; `None` if there is none.
     #[cfg(target_os = "linux")]
+    #[cfg_attr(not(any(feature = "engine", feature = "system")), allow(dead_code))]
     fn poll_fd(&self) -> Option<BorrowedFd<'_>>;
     /// A descriptor whose readability signals RX progress, for an async reactor
     /// (edge-triggered use); `None` if there is none.
     #[cfg(target_os = "linux")]
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     fn async_fd(&self) -> Option<BorrowedFd<'_>>;
     /// The kernel AF_XDP socket, for XSKMAPs, shared-UMEM binds and socket options;
     /// `None` for a device that is not one.
@@ -188,12 +190,14 @@ impl Device {
 
     /// A descriptor `poll(2)` reports readable exactly while RX has packets.
     #[cfg(target_os = "linux")]
+    #[cfg_attr(not(any(feature = "engine", feature = "system")), allow(dead_code))]
     pub(crate) fn poll_fd(&self) -> Option<BorrowedFd<'_>> {
         self.0.ops.poll_fd()
     }
 
     /// A descriptor whose readability signals RX progress (for tokio's `AsyncFd`).
     #[cfg(target_os = "linux")]
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     pub(crate) fn async_fd(&self) -> Option<BorrowedFd<'_>> {
         self.0.ops.async_fd()
     }

@@ -52,7 +52,9 @@ use crate::error::{ConfigError, Error, Result, Stage};
 use crate::flux::Flux;
 #[cfg(target_os = "linux")]
 use crate::sys;
-use crate::umem::{FrameCounts, FramePool};
+use crate::umem::FrameCounts;
+#[cfg(target_os = "linux")]
+use crate::umem::FramePool;
 use worker::{Port, Worker};
 
 /// What to do when a loop turn found no work.
@@ -232,8 +234,8 @@ impl EngineBuilder {
         #[cfg_attr(not(target_os = "linux"), allow(unused_mut))]
         let mut programs = Vec::new();
         if !self.fluxes.is_empty() {
-            for (i, mut flux) in self.fluxes.into_iter().enumerate() {
-                let pool = std::mem::replace(&mut flux.pool, FramePool::empty());
+            for (i, flux) in self.fluxes.into_iter().enumerate() {
+                let pool = flux.pool.clone();
                 workers.push(Worker::new(
                     vec![Port::from_flux(flux)],
                     pool,
@@ -291,14 +293,16 @@ impl EngineBuilder {
             }
             let n = fluxes.len() as u32;
             let total = fluxes[0].umem().frame_count();
-            for (i, flux) in fluxes.into_iter().enumerate() {
+            for (i, mut flux) in fluxes.into_iter().enumerate() {
                 let pool = if self.shared_umem {
                     // Split the one region evenly between the workers.
                     let share = total / n;
-                    FramePool::with_range(flux.umem(), i as u32 * share, share)
+                    Arc::new(FramePool::with_range(flux.umem(), i as u32 * share, share))
                 } else {
-                    FramePool::new(flux.umem())
+                    flux.pool.clone()
                 };
+                // The socket's census counts from the pool its worker uses.
+                flux.pool = pool.clone();
                 workers.push(Worker::new(
                     vec![Port::from_flux(flux)],
                     pool,
@@ -322,7 +326,7 @@ impl EngineBuilder {
                     programs.push(p.clone());
                 }
             }
-            let pool = FramePool::new(fluxes[0].umem());
+            let pool = fluxes[0].pool.clone();
             let ports = fluxes.into_iter().map(Port::from_flux).collect();
             workers.push(Worker::new(ports, pool, 0, &self.cfg, stop)?);
         }

@@ -12,24 +12,11 @@ use crate::error::{Error, Result, Stage};
 use crate::ring::Rings;
 #[cfg(target_os = "linux")]
 use crate::sys;
-use crate::umem::{FrameCounts, FramePool, Umem};
+use crate::umem::{FrameCounts, FramePool, RingTotals, Umem};
 use crate::watch::DeviceStatus;
 #[cfg(target_os = "linux")]
 use crate::xdp::XdpProgram;
 use crate::xdp::{AttachedMode, ProgramCounters};
-
-/// Frames on or behind each ring of one socket.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct RingCounts {
-    pub fill: u32,
-    /// Frames ever put on this socket's FILL.
-    pub fill_given: u64,
-    /// Frames ever seen on this socket's RX (taken or visible).
-    pub rx_taken: u64,
-    pub rx: u32,
-    pub tx: u32,
-    pub completion: u32,
-}
 
 /// What a socket is attached to: its program, a user's map, the device watch.
 #[cfg(target_os = "linux")]
@@ -136,7 +123,7 @@ pub struct Flux {
     user_map: Option<XskMapTarget>,
     pub(crate) rings: Rings,
     pub(crate) device: Device,
-    pub(crate) pool: FramePool,
+    pub(crate) pool: Arc<FramePool>,
     pub(crate) umem: Arc<Umem>,
     report: SetupReport,
     pub(crate) tx_lost: u64,
@@ -153,7 +140,10 @@ impl fmt::Debug for Flux {
 impl Flux {
     /// A bound socket and what it is attached to (the builder's last step).
     #[cfg(target_os = "linux")]
-    pub(crate) fn new(socket: (Device, Rings, Arc<Umem>, FramePool), attached: Attached) -> Flux {
+    pub(crate) fn new(
+        socket: (Device, Rings, Arc<Umem>, Arc<FramePool>),
+        attached: Attached,
+    ) -> Flux {
         let (device, rings, umem, pool) = socket;
         Flux {
             watch: attached.watch,
@@ -187,7 +177,7 @@ impl Flux {
         device: Device,
         rings: Rings,
         umem: Arc<Umem>,
-        pool: FramePool,
+        pool: Arc<FramePool>,
     ) -> Flux {
         Flux {
             #[cfg(target_os = "linux")]
@@ -329,54 +319,26 @@ impl Flux {
     pub fn group_frame_counts(group: &mut [&mut Flux]) -> FrameCounts {
         let mut total = 0;
         let mut free = 0;
-        let (mut fill_given, mut rx_taken) = (0u64, 0u64);
-        let mut sum = RingCounts::default();
+        let mut rings = RingTotals::default();
         for f in group.iter_mut() {
             total += f.pool.total();
-            free += f.pool.len() as u32;
-            let r = f.ring_counts();
-            fill_given += r.fill_given;
-            rx_taken += r.rx_taken;
-            sum.rx += r.rx;
-            sum.tx += r.tx;
-            sum.completion += r.completion;
+            free += f.pool.len();
+            rings += f.ring_totals();
         }
-        sum.fill = fill_given.saturating_sub(rx_taken) as u32;
-        FrameCounts::from_places(total, free, sum)
+        FrameCounts::of(total, free, rings)
     }
 
     /// Where every frame is right now. Frames the application holds are what is not
     /// anywhere else; at rest (nothing held) `user` must be 0.
     pub fn frame_counts(&mut self) -> FrameCounts {
-        let total = self.pool.total();
-        let free = self.pool.len() as u32;
-        let r = self.ring_counts();
-        FrameCounts::from_places(total, free, r)
+        let rings = self.ring_totals();
+        FrameCounts::of(self.pool.total(), self.pool.len(), rings)
     }
 
-    /// Frames on (or behind) each ring: `(fill, rx, tx, completion)`.
-    pub(crate) fn ring_counts(&mut self) -> RingCounts {
-        let (rx_visible, rx_taken) = match self.rings.rx.as_mut() {
-            Some(r) => (r.available(u32::MAX), r.consumed()),
-            None => (0, 0),
-        };
-        let fill_given = self.rings.fill.as_ref().map(|f| f.produced()).unwrap_or(0);
-        let (comp_visible, comp_taken) = match self.rings.completion.as_mut() {
-            Some(c) => (c.available(u32::MAX), c.consumed()),
-            None => (0, 0),
-        };
-        let tx_given = self.rings.tx.as_ref().map(|t| t.produced()).unwrap_or(0);
-        // Frames behind invalid descriptors that the kernel swallowed without
-        // completing, as raw-mode users reported them (see `RawParts::reconcile_invalid_tx`).
-        let invalid = self.tx_lost;
-        RingCounts {
-            fill: fill_given.saturating_sub(rx_taken + rx_visible as u64) as u32,
-            fill_given,
-            rx_taken: rx_taken + rx_visible as u64,
-            rx: rx_visible,
-            tx: tx_given.saturating_sub(comp_taken + comp_visible as u64 + invalid) as u32,
-            completion: comp_visible,
-        }
+    /// What went through this socket's rings (frames behind invalid TX descriptors
+    /// that raw-mode users reported as swallowed included).
+    pub(crate) fn ring_totals(&mut self) -> RingTotals {
+        RingTotals::of(&mut self.rings, self.tx_lost)
     }
 
     /// Direct access to the rings, the frame pool and the UMEM (the `raw` feature).
@@ -387,7 +349,7 @@ impl Flux {
             completion: self.rings.completion.as_mut(),
             rx: self.rings.rx.as_mut(),
             tx: self.rings.tx.as_mut(),
-            pool: &mut self.pool,
+            pool: &self.pool,
             umem: &self.umem,
             device: &self.device,
             tx_lost: &mut self.tx_lost,

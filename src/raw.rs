@@ -44,7 +44,7 @@ pub struct RawParts<'a> {
     /// TX ring.
     pub tx: Option<&'a mut TxRing>,
     /// Free frames.
-    pub pool: &'a mut FramePool,
+    pub pool: &'a FramePool,
     /// The UMEM.
     pub umem: &'a Umem,
     /// The device, for kicks, wake-ups and statistics.

@@ -31,7 +31,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::device::{Device, DeviceOps, Kicked, PollEvents, XskStats};
-use crate::driver::fill_share;
+use crate::driver::prefill;
 use crate::error::Result;
 use crate::flux::{Flux, SetupReport};
 use crate::ring::{heap_pair, Consumer, Producer, Rings};
@@ -232,11 +232,11 @@ impl SimDevice {
             rx: (cfg.rings.rx > 0).then_some(user.rx),
             tx: (cfg.rings.tx > 0).then_some(user.tx),
         };
-        let mut pool = FramePool::new(&umem);
+        let pool = Arc::new(FramePool::new(&umem));
         if cfg.prefill {
             if let Some(fill) = rings.fill.as_mut() {
-                let n = fill_share(umem.frame_count(), cfg.rings.fill, cfg.rings.tx);
-                fill.fill_from(&mut pool, n);
+                let n = prefill(umem.frame_count(), cfg.rings);
+                fill.fill_from(&pool, n);
             }
         }
         let report = SetupReport {

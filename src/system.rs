@@ -56,7 +56,6 @@
 //! [`Tx::flush`] after a burst of sends (every `tx_budget` sends kick by themselves).
 
 mod frame;
-mod pool;
 mod rx;
 mod tx;
 
@@ -65,7 +64,6 @@ mod tx;
 pub mod tokio;
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub use frame::Frame;
@@ -73,10 +71,10 @@ pub use rx::Rx;
 pub use tx::{SendError, SendFailure, Tx};
 
 use crate::device::Device;
+use crate::driver::{self, TxUse};
 use crate::flux::{Flux, SetupReport};
 use crate::ring::CompletionRing;
-use crate::umem::{FrameCounts, FramePool};
-use pool::Pool;
+use crate::umem::{Census, FrameCounts, FramePool};
 
 /// Frames handed to FILL per refill at least (unless FILL runs dry).
 const REFILL_BATCH: u64 = 64;
@@ -86,9 +84,10 @@ const SPINS: u32 = 32;
 impl Flux {
     /// Splits the socket into its receiving and sending halves (system mode).
     ///
-    /// The frames this `Flux` owns move into a pool shared by both handles. FILL
-    /// is kept topped up to `min(FILL size, frames - min(frames / 2, TX size))`
-    /// (the rest is for [`Tx::alloc`]), the same split the builder prefills with.
+    /// The frames this `Flux` owns are in a pool shared by both handles. The frames
+    /// lent to the kernel (FILL and RX) are kept at `min(FILL + RX size, frames -
+    /// min(frames / 2, TX size))` (the rest is for [`Tx::alloc`]), the rule of the
+    /// ring driver every mode shares.
     /// A socket that shares another's queue (no FILL ring of its own) receives
     /// into the owner's frames and has nothing to refill.
     pub fn split(self) -> (Rx, Tx) {
@@ -98,24 +97,24 @@ impl Flux {
 
 /// Splits `flux` into an [`Rx`] and a [`Tx`]; see [`Flux::split`].
 pub fn split(mut flux: Flux) -> (Rx, Tx) {
-    let umem = flux.umem.clone();
-    let frames = std::mem::replace(&mut flux.pool, FramePool::empty());
-    let total = frames.total();
-    let mut frames = frames;
-    let addrs = std::iter::from_fn(move || frames.alloc());
-    let pool = Arc::new(Pool::new(umem, addrs, total));
+    let pool = flux.pool.clone();
+    let total = pool.total();
     let fill = flux.rings.fill.take();
     let completion = flux.rings.completion.take();
     let rxr = flux.rings.rx.take();
     let txr = flux.rings.tx.take();
     let report = flux.report().clone();
-    let tx_size = txr.as_ref().map_or(0, |t| t.size());
-    let fill_target =
-        fill.as_ref()
-            .map_or(0, |f| crate::driver::fill_share(total, f.size(), tx_size)) as u64;
+    let tx = match txr.as_ref().map_or(0, |t| t.size()) {
+        0 => TxUse::None,
+        tx_size => TxUse::Generate { tx_size },
+    };
+    let fill_target = match (&fill, &rxr) {
+        (Some(f), Some(r)) => driver::lend_target(total, f.size(), r.size(), tx) as u64,
+        _ => 0,
+    };
     let census = Census::default();
     if let Some(f) = &fill {
-        census.fill_given.store(f.produced(), Ordering::Relaxed);
+        census.note_fill(f.produced());
     }
     #[cfg(target_os = "linux")]
     let watch = flux.watch().cloned();
@@ -159,17 +158,6 @@ impl fmt::Debug for Link {
             .field("queue", &self.report.queue)
             .finish_non_exhaustive()
     }
-}
-
-/// Ring counters published by the handles (Relaxed: a census is a snapshot).
-#[derive(Debug, Default)]
-struct Census {
-    fill_given: AtomicU64,
-    rx_taken: AtomicU64,
-    rx_visible: AtomicU64,
-    tx_given: AtomicU64,
-    comp_taken: AtomicU64,
-    comp_visible: AtomicU64,
 }
 
 impl Link {
@@ -251,73 +239,31 @@ impl Link {
     }
 
     /// Completed TX frames back to the pool (one lock, one CAS); returns how many.
-    fn reap(&self, pool: &Pool) -> u32 {
+    fn reap(&self, pool: &FramePool) -> u32 {
         let mut guard = self.completion.lock().unwrap_or_else(|e| e.into_inner());
         let Some(c) = guard.as_mut() else {
             return 0;
         };
-        let mut top: Option<u32> = None;
-        let mut bottom = 0;
-        let mut n = 0;
-        c.consume(u32::MAX, |addr| {
-            if let Some(i) = pool.index_of(addr) {
-                pool.link(i, top);
-                if top.is_none() {
-                    bottom = i;
-                }
-                top = Some(i);
-                n += 1;
-            }
-        });
-        self.census
-            .comp_taken
-            .store(c.consumed(), Ordering::Relaxed);
-        self.census.comp_visible.store(0, Ordering::Relaxed);
-        drop(guard);
-        if let Some(t) = top {
-            pool.push_chain(t, bottom, n);
-        }
+        let n = driver::reap(c, pool);
+        self.census.note_completion(c.consumed(), 0);
         n
     }
 
     /// TX frames in flight (on TX or COMPLETION), as last published.
     fn tx_in_flight(&self) -> u64 {
-        self.census
-            .tx_given
-            .load(Ordering::Relaxed)
-            .saturating_sub(self.census.comp_taken.load(Ordering::Relaxed))
+        self.census.tx_in_flight()
     }
 
     /// The census from the published counters, refreshing COMPLETION's.
-    fn frame_counts(&self, pool: &Pool) -> FrameCounts {
+    fn frame_counts(&self, pool: &FramePool) -> FrameCounts {
         {
             let mut guard = self.completion.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(c) = guard.as_mut() {
-                let visible = c.available(u32::MAX) as u64;
-                self.census.comp_visible.store(visible, Ordering::Relaxed);
-                self.census
-                    .comp_taken
-                    .store(c.consumed(), Ordering::Relaxed);
+                let ready = c.available(u32::MAX) as u64;
+                self.census.note_completion(c.consumed(), ready);
             }
         }
-        let c = &self.census;
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let fill_rx = load(&c.fill_given).saturating_sub(load(&c.rx_taken));
-        let rx = load(&c.rx_visible).min(fill_rx);
-        let tx_comp = load(&c.tx_given).saturating_sub(load(&c.comp_taken));
-        let comp = load(&c.comp_visible).min(tx_comp);
-        let total = pool.total() as u64;
-        let free = pool.len() as u64;
-        let placed = free + fill_rx + tx_comp;
-        FrameCounts {
-            total: total as u32,
-            free: free as u32,
-            fill: (fill_rx - rx) as u32,
-            rx: rx as u32,
-            user: total.saturating_sub(placed) as u32,
-            tx: (tx_comp - comp) as u32,
-            completion: comp as u32,
-        }
+        FrameCounts::of(pool.total(), pool.len(), self.census.totals())
     }
 
     fn program_counters(&self) -> crate::Result<Option<crate::ProgramCounters>> {

@@ -27,7 +27,7 @@ pub struct Batch<'a> {
     pub(crate) umem: &'a Umem,
     pub(crate) descs: &'a mut [XdpDesc],
     pub(crate) verdicts: &'a mut [Verdict],
-    pub(crate) pool: &'a mut FramePool,
+    pub(crate) pool: &'a FramePool,
     pub(crate) fresh: &'a mut Vec<(XdpDesc, u16)>,
     pub(crate) fresh_cap: usize,
     pub(crate) port: u16,
@@ -102,7 +102,7 @@ impl<'a> Batch<'a> {
     pub fn tx_room(&self) -> usize {
         self.fresh_cap
             .saturating_sub(self.fresh.len())
-            .min(self.pool.len())
+            .min(self.pool.len() as usize)
     }
 
     /// A fresh frame to fill and send; `None` when no frame is free or this turn's
@@ -117,7 +117,7 @@ impl<'a> Batch<'a> {
             buf: self.umem.owned_chunk(chunk),
             chunk,
             off,
-            pool: &mut *self.pool,
+            pool: self.pool,
             fresh: &mut *self.fresh,
             default_port: self.port,
             ports: self.ports,
@@ -242,7 +242,7 @@ pub struct TxFrame<'a> {
     buf: &'a mut [u8],
     chunk: u64,
     off: usize,
-    pool: &'a mut FramePool,
+    pool: &'a FramePool,
     fresh: &'a mut Vec<(XdpDesc, u16)>,
     default_port: u16,
     ports: u16,

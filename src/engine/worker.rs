@@ -9,38 +9,43 @@ use std::time::{Duration, Instant};
 use super::batch::{Batch, Verdict};
 use super::stats::{Counters, QueueStats, StatHandle};
 use super::{EngineConfig, Idle, StopHandle};
+use crate::driver::{self, KickPolicy, TxUse};
 use crate::error::{Error, Result, Stage};
 use crate::flux::{Flux, SetupReport};
 #[cfg(target_os = "linux")]
 use crate::sys;
 use crate::sys::XdpDesc;
-use crate::umem::{FrameCounts, FramePool, Umem};
+use crate::umem::{FrameCounts, FramePool, RingTotals, Umem};
 
 /// One socket served by a worker.
 pub(crate) struct Port {
     flux: Flux,
     stats: Arc<QueueStats>,
     local: Counters,
-    /// Frames put on FILL and not yet seen back on RX.
-    fill_outstanding: u64,
 }
 
 impl Port {
-    pub(crate) fn from_flux(mut flux: Flux) -> Port {
-        // Frames a caller already put on FILL count as outstanding.
-        let fill_outstanding = flux.ring_counts().fill as u64;
+    pub(crate) fn from_flux(flux: Flux) -> Port {
         Port {
             flux,
             stats: Arc::new(QueueStats::default()),
             local: Counters::default(),
-            fill_outstanding,
         }
+    }
+
+    /// Frames lent to the kernel: put on FILL and not yet taken off RX.
+    #[inline]
+    fn lent(&self) -> u64 {
+        let r = &self.flux.rings;
+        let given = r.fill.as_ref().map_or(0, |f| f.produced());
+        let taken = r.rx.as_ref().map_or(0, |x| x.consumed());
+        given.saturating_sub(taken)
     }
 }
 
 pub(crate) struct Worker {
     ports: Vec<Port>,
-    pool: FramePool,
+    pool: Arc<FramePool>,
     umem: Arc<Umem>,
     cfg: EngineConfig,
     index: usize,
@@ -64,13 +69,18 @@ pub(crate) struct Worker {
 const NAP_WINDOW: Duration = Duration::from_millis(1);
 /// One nap (plus the thread's timer slack, 50 µs by default).
 const NAP: Duration = Duration::from_micros(100);
-/// Most TX kicks per port and turn while the kernel keeps taking descriptors.
-const MAX_KICKS: u32 = 4;
+/// TX kicks per port and turn: up to 4 while the kernel keeps taking descriptors
+/// (see [`driver::kick`]).
+const KICKS: KickPolicy = KickPolicy {
+    max_kicks: 4,
+    max_stalls: 1,
+    always: false,
+};
 
 impl Worker {
     pub(crate) fn new(
         ports: Vec<Port>,
-        pool: FramePool,
+        pool: Arc<FramePool>,
         index: usize,
         cfg: &EngineConfig,
         #[cfg_attr(not(target_os = "linux"), allow(unused_variables))] stop: &StopHandle,
@@ -145,19 +155,22 @@ impl Worker {
             .filter_map(|p| p.flux.rings.rx.as_ref().map(|r| r.size()))
             .min()
             .unwrap_or(0);
+        let tx_size = ports
+            .iter()
+            .filter_map(|p| p.flux.rings.tx.as_ref().map(|t| t.size()))
+            .min()
+            .unwrap_or(0);
         let per_port = total / nports.max(1) as u32;
-        // `fill_target` bounds the frames lent to the kernel (on FILL or RX, not yet
-        // seen back). Lending only a FILL ring's worth left half the UMEM idle: the
-        // kernel could buffer no more than FILL while the worker slept or was busy,
-        // and dropped the rest as `fill_empty` (rxdrop on veth: 2.2 Mpps with 16 M
-        // fill_empty drops in 3 s). FILL and RX together can hold fill + rx frames;
-        // keep a small reserve in the pool for callbacks that allocate replies.
-        let fill_target = if cfg.always_call {
-            fill_size.min(per_port / 2)
-        } else {
-            let reserve = (2 * cfg.batch_size).min(per_port / 4);
-            (fill_size + rx_size).min(per_port - reserve)
+        // A generator (called every turn) sends fresh frames; otherwise TX carries
+        // received ones.
+        let tx_use = match (tx_size, cfg.always_call) {
+            (0, _) => TxUse::None,
+            (tx_size, true) => TxUse::Generate { tx_size },
+            (_, false) => TxUse::Forward {
+                batch: cfg.batch_size,
+            },
         };
+        let fill_target = driver::lend_target(per_port, fill_size, rx_size, tx_use);
         let mut w = Worker {
             ports,
             pool,
@@ -207,15 +220,11 @@ impl Worker {
     }
 
     pub(crate) fn frame_counts(&mut self) -> FrameCounts {
-        let mut c = FrameCounts {
-            total: self.pool.total(),
-            free: self.pool.len() as u32,
-            ..Default::default()
-        };
+        let mut rings = RingTotals::default();
         for p in &mut self.ports {
-            c.add_rings(p.flux.ring_counts());
+            rings += p.flux.ring_totals();
         }
-        c
+        FrameCounts::of(self.pool.total(), self.pool.len(), rings)
     }
 
     /// The loop. Returns when stopped (by the handle, a callback panic or an error),
@@ -379,10 +388,8 @@ impl Worker {
 
     /// Completed TX frames back to the pool.
     fn reap(&mut self, p: usize) -> u32 {
-        let pool = &mut self.pool;
-        let umem = &self.umem;
         match self.ports[p].flux.rings.completion.as_mut() {
-            Some(c) => c.consume(u32::MAX, |addr| pool.free(umem.chunk_of(addr))),
+            Some(c) => driver::reap(c, &self.pool),
             None => 0,
         }
     }
@@ -390,22 +397,20 @@ impl Worker {
     /// Tops FILL up from the pool to the target.
     fn refill(&mut self, p: usize) {
         let port = &mut self.ports[p];
+        let lent = port.lent();
         let Some(fill) = port.flux.rings.fill.as_mut() else {
             return;
         };
-        let want = (self.fill_target as u64).saturating_sub(port.fill_outstanding) as u32;
-        if want < self.cfg.batch_size.min(self.fill_target).max(1) {
-            return;
-        }
-        let n = want.min(self.pool.len() as u32);
-        if n == 0 {
-            return;
-        }
-        port.fill_outstanding += fill.fill_from(&mut self.pool, n) as u64;
-        if fill.needs_wakeup() {
-            port.local.rx_wakeups += 1;
-            let _ = port.flux.device.wake_rx();
-        }
+        let min = self.cfg.batch_size.min(self.fill_target).max(1);
+        let r = driver::refill(
+            fill,
+            lent,
+            self.fill_target as u64,
+            min,
+            &self.pool,
+            &port.flux.device,
+        );
+        port.local.rx_wakeups += r.woke as u64;
     }
 
     /// One RX batch on port `p`: peek, callback, verdicts. Returns whether anything
@@ -419,7 +424,6 @@ impl Worker {
             if let Some(rx) = port.flux.rings.rx.as_mut() {
                 let rxv = &mut self.rx;
                 let n = rx.consume(batch, |d| rxv.push(d));
-                port.fill_outstanding = port.fill_outstanding.saturating_sub(n as u64);
                 if n == 0 && self.cfg.busy_poll.is_some() {
                     // Busy polling: this syscall runs the driver's NAPI here.
                     port.local.rx_wakeups += 1;
@@ -444,7 +448,7 @@ impl Worker {
                 umem: &self.umem,
                 descs: &mut self.rx,
                 verdicts: &mut self.verdicts,
-                pool: &mut self.pool,
+                pool: &self.pool,
                 fresh: &mut self.fresh,
                 fresh_cap: batch as usize,
                 port: p as u16,
@@ -507,21 +511,8 @@ impl Worker {
             self.out[(q as usize).min(nports - 1)].push(d);
         }
         // Dropped frames go straight back to FILL: no trip through the pool.
-        let port = &mut self.ports[p];
-        let mut recycled = 0;
-        if let Some(fill) = port.flux.rings.fill.as_mut() {
-            let mut r = fill.reserve(self.to_fill.len() as u32);
-            for &a in &self.to_fill {
-                if r.push(a).is_err() {
-                    break;
-                }
-                recycled += 1;
-            }
-            port.fill_outstanding += r.commit() as u64;
-        }
-        for &a in &self.to_fill[recycled..] {
-            self.pool.free(a);
-        }
+        let fill = self.ports[p].flux.rings.fill.as_mut();
+        driver::recycle(fill, &self.to_fill, &self.pool);
     }
 
     /// Puts staged frames on each port's TX and kicks where the kernel asks.
@@ -533,29 +524,13 @@ impl Worker {
                 self.push_tx(q);
             }
             let port = &mut self.ports[q];
-            if let Some(tx) = port.flux.rings.tx.as_mut() {
+            if let Some(tx) = port.flux.rings.tx.as_ref() {
                 if tx.pending() > 0 {
                     work = true;
-                    if tx.needs_wakeup() {
-                        // In copy mode one sendto transmits at most the socket's TX
-                        // budget (32 by default) and leaves the rest for the next
-                        // turn, so a full RX batch (64) made TX back up and drop.
-                        // Kick again while the kernel keeps taking descriptors.
-                        let before = port.flux.device.device_drops();
-                        for _ in 0..MAX_KICKS {
-                            let pending = tx.pending();
-                            port.local.tx_kicks += 1;
-                            port.flux
-                                .device
-                                .kick_tx()
-                                .map_err(|e| Error::kernel(Stage::Wakeup, e))?;
-                            let left = tx.pending();
-                            if left == 0 || left >= pending {
-                                break;
-                            }
-                        }
-                        port.local.device_drops += port.flux.device.device_drops() - before;
-                    }
+                    let k = driver::kick(tx, &port.flux.device, KICKS, || {})
+                        .map_err(|e| Error::kernel(Stage::Wakeup, e))?;
+                    port.local.tx_kicks += k.kicks as u64;
+                    port.local.device_drops += k.device_drops;
                 }
             }
         }
@@ -569,16 +544,8 @@ impl Worker {
             let Some(tx) = port.flux.rings.tx.as_mut() else {
                 break;
             };
-            let mut r = tx.reserve((self.out[q].len() - pushed) as u32);
-            let mut bytes = 0u64;
-            for d in &self.out[q][pushed..] {
-                if r.push(*d).is_err() {
-                    break;
-                }
-                bytes += d.len as u64;
-            }
-            let n = r.commit() as usize;
-            pushed += n;
+            let (n, bytes) = driver::push_tx(tx, &self.out[q][pushed..]);
+            pushed += n as usize;
             port.local.tx_packets += n as u64;
             port.local.tx_bytes += bytes;
             if pushed == self.out[q].len() || attempt == 1 {
@@ -589,38 +556,38 @@ impl Worker {
             let _ = port.flux.device.kick_tx();
             self.reap(q);
         }
-        let rest = self.out[q].len() - pushed;
-        if rest > 0 {
-            self.ports[q].local.tx_ring_full += rest as u64;
-            for i in pushed..self.out[q].len() {
-                let a = self.out[q][i].addr;
-                self.pool.free(self.umem.chunk_of(a));
-            }
+        let rest = &self.out[q][pushed..];
+        if !rest.is_empty() {
+            self.ports[q].local.tx_ring_full += rest.len() as u64;
+            self.pool.free_batch(rest.iter().map(|d| d.addr));
         }
         self.out[q].clear();
     }
 
     /// At stop: push out what TX holds and take every completion back.
     fn drain(&mut self) {
-        let deadline = Instant::now() + self.cfg.drain_timeout;
-        loop {
-            let mut in_flight = 0u64;
-            for q in 0..self.ports.len() {
-                self.reap(q);
-                let port = &mut self.ports[q];
-                let counts = port.flux.ring_counts();
-                in_flight += counts.tx as u64 + counts.completion as u64;
-                if let Some(tx) = port.flux.rings.tx.as_mut() {
-                    if tx.pending() > 0 && tx.needs_wakeup() {
-                        port.local.tx_kicks += 1;
-                        let _ = port.flux.device.kick_tx();
+        let _ = driver::drain(
+            self.cfg.drain_timeout,
+            || -> std::result::Result<u64, ()> {
+                let mut in_flight = 0u64;
+                for q in 0..self.ports.len() {
+                    self.reap(q);
+                    let port = &mut self.ports[q];
+                    let t = port.flux.ring_totals();
+                    in_flight += t.tx_given.saturating_sub(t.comp_seen - t.comp_ready);
+                    if let Some(tx) = port.flux.rings.tx.as_ref() {
+                        if let Ok(k) = driver::kick(tx, &port.flux.device, KickPolicy::ONCE, || {})
+                        {
+                            port.local.tx_kicks += k.kicks as u64;
+                        }
                     }
                 }
-            }
-            if in_flight == 0 || Instant::now() >= deadline {
-                break;
-            }
-            std::thread::sleep(Duration::from_micros(100));
-        }
+                Ok(in_flight)
+            },
+            || {
+                std::thread::sleep(Duration::from_micros(100));
+                Ok(())
+            },
+        );
     }
 }

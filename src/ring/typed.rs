@@ -16,9 +16,15 @@ pub type CompletionRing = Consumer<u64>;
 pub type RxRing = Consumer<XdpDesc>;
 
 impl Producer<u64> {
-    /// Moves up to `n` frames from `pool` onto FILL; returns how many.
-    pub fn fill_from(&mut self, pool: &mut crate::umem::FramePool, n: u32) -> u32 {
-        self.produce_from(&mut std::iter::from_fn(|| pool.alloc()), n)
+    /// Moves up to `n` frames from `pool` onto FILL (one pool operation); returns how
+    /// many.
+    pub fn fill_from(&mut self, pool: &crate::umem::FramePool, n: u32) -> u32 {
+        let mut r = self.reserve(n);
+        pool.alloc_batch(r.remaining(), |chunk| {
+            // Cannot fail: at most `remaining()` frames are taken.
+            let _ = r.push(chunk);
+        });
+        r.commit()
     }
 }
 

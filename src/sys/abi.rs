@@ -167,10 +167,13 @@ const _: () = {
 pub const NETDEV_XDP_ACT_XSK_ZEROCOPY: u64 = 1 << 3;
 
 /// `SO_BUSY_POLL` (µs to busy-poll in blocking calls).
+#[cfg_attr(not(feature = "engine"), allow(dead_code))]
 pub const SO_BUSY_POLL: i32 = 46;
 
 /// `SO_PREFER_BUSY_POLL`.
+#[cfg_attr(not(feature = "engine"), allow(dead_code))]
 pub const SO_PREFER_BUSY_POLL: i32 = 69;
 
 /// `SO_BUSY_POLL_BUDGET`.
+#[cfg_attr(not(feature = "engine"), allow(dead_code))]
 pub const SO_BUSY_POLL_BUDGET: i32 = 70;

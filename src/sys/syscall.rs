@@ -144,11 +144,13 @@ pub fn memlock_limit() -> Option<u64> {
 }
 
 /// Sets an integer socket option at `SOL_SOCKET`.
+#[cfg_attr(not(feature = "engine"), allow(dead_code))]
 pub fn setsockopt_int(fd: BorrowedFd<'_>, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
     setsockopt(fd, libc::SOL_SOCKET, name, &value)
 }
 
 /// Pins the calling thread to one CPU.
+#[cfg_attr(not(any(feature = "engine", feature = "system")), allow(dead_code))]
 pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
     // SAFETY: zeroed cpu_set_t is the empty set; CPU_SET bounds-checks internally.
     unsafe {

@@ -4,9 +4,9 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
-use super::pool::Pool;
 use crate::error::DescError;
 use crate::sys::XdpDesc;
+use crate::umem::FramePool;
 
 /// One packet buffer (a UMEM chunk) owned by the application.
 ///
@@ -44,7 +44,7 @@ use crate::sys::XdpDesc;
 /// ```
 pub struct Frame {
     /// `None` only between handing the frame to a ring and dropping the husk.
-    pool: Option<Arc<Pool>>,
+    pool: Option<Arc<FramePool>>,
     /// Frame (chunk) index in the UMEM.
     index: u32,
     /// Start of the packet data within the chunk.
@@ -55,7 +55,7 @@ pub struct Frame {
 
 impl Frame {
     #[inline]
-    pub(crate) fn new(pool: Arc<Pool>, index: u32, off: u32, len: u32) -> Frame {
+    pub(crate) fn new(pool: Arc<FramePool>, index: u32, off: u32, len: u32) -> Frame {
         Frame {
             pool: Some(pool),
             index,
@@ -214,7 +214,7 @@ impl Frame {
 
     /// Whether this frame belongs to `pool`.
     #[inline]
-    pub(crate) fn is_of(&self, pool: &Arc<Pool>) -> bool {
+    pub(crate) fn is_of(&self, pool: &Arc<FramePool>) -> bool {
         self.pool.as_ref().is_some_and(|p| Arc::ptr_eq(p, pool))
     }
 

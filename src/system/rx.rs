@@ -1,16 +1,16 @@
 //! [`Rx`]: the receiving half of a split socket.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
 
-use super::pool::Pool;
 use super::{wakeup_error, Frame, Link, REFILL_BATCH, SPINS};
 use crate::device::XskStats;
+use crate::driver;
 use crate::error::Result;
 use crate::ring::{FillRing, RxRing};
 use crate::umem::FrameCounts;
+use crate::umem::FramePool;
 use crate::{Error, ProgramCounters, SetupReport, Stage};
 
 /// The receiving half of a split socket: owns RX and FILL.
@@ -26,7 +26,7 @@ use crate::{Error, ProgramCounters, SetupReport, Stage};
 pub struct Rx {
     rx: Option<RxRing>,
     fill: Option<FillRing>,
-    pool: Arc<Pool>,
+    pool: Arc<FramePool>,
     link: Arc<Link>,
     fill_target: u64,
     refill_min: u64,
@@ -63,7 +63,7 @@ pub(crate) enum Starving {
 impl Rx {
     pub(crate) fn new(
         link: Arc<Link>,
-        pool: Arc<Pool>,
+        pool: Arc<FramePool>,
         rx: Option<RxRing>,
         fill: Option<FillRing>,
         fill_target: u64,
@@ -91,35 +91,20 @@ impl Rx {
     /// Puts pool frames on FILL when enough are due, waking the kernel if it asks.
     #[inline]
     fn refill(&mut self) {
-        let outstanding = self.outstanding();
-        let want = self.fill_target.saturating_sub(outstanding);
-        if want == 0 || (want < self.refill_min && outstanding > 0) {
-            return;
-        }
-        self.refill_now(want as u32);
-    }
-
-    #[cold]
-    fn refill_now(&mut self, want: u32) {
+        let lent = self.outstanding();
         let Some(fill) = self.fill.as_mut() else {
             return;
         };
-        let pool = &self.pool;
-        let mut r = fill.reserve(want);
-        pool.pop_batch(r.remaining(), |i| {
-            // Cannot fail: at most `remaining()` frames are popped.
-            let _ = r.push(pool.chunk(i));
-        });
-        if r.commit() == 0 {
-            return;
-        }
-        self.link
-            .census
-            .fill_given
-            .store(fill.produced(), Ordering::Relaxed);
-        if fill.needs_wakeup() {
-            // The only system call of the receive path, and only when asked.
-            let _ = self.link.device.wake_rx();
+        let r = driver::refill(
+            fill,
+            lent,
+            self.fill_target,
+            self.refill_min as u32,
+            &self.pool,
+            &self.link.device,
+        );
+        if r.frames > 0 {
+            self.link.census.note_fill(fill.produced());
         }
     }
 
@@ -150,10 +135,7 @@ impl Rx {
             let peek = rx.peek(1);
             let d = peek.get(0)?;
             peek.release();
-            self.link
-                .census
-                .rx_taken
-                .store(rx.consumed(), Ordering::Relaxed);
+            self.link.census.note_rx(rx.consumed(), None);
             // A descriptor outside the UMEM cannot come from the kernel; skip it
             // rather than hand out a frame that is not ours.
             if let Some(f) = self.frame_of(d) {
@@ -191,10 +173,7 @@ impl Rx {
             }
         }
         peek.release();
-        self.link
-            .census
-            .rx_taken
-            .store(rx.consumed(), Ordering::Relaxed);
+        self.link.census.note_rx(rx.consumed(), None);
         out.len() - before
     }
 
@@ -318,7 +297,7 @@ impl Rx {
             return Starving::Soon;
         }
         self.pool.waiter.arm(waker);
-        if self.pool.len() > 0 {
+        if !self.pool.is_empty() {
             self.pool.waiter.disarm();
             return Starving::Retry;
         }
@@ -330,15 +309,8 @@ impl Rx {
     /// holds.
     pub fn frame_counts(&mut self) -> FrameCounts {
         if let Some(rx) = self.rx.as_mut() {
-            let visible = rx.available(u32::MAX) as u64;
-            self.link
-                .census
-                .rx_visible
-                .store(visible, Ordering::Relaxed);
-            self.link
-                .census
-                .rx_taken
-                .store(rx.consumed(), Ordering::Relaxed);
+            let ready = rx.available(u32::MAX) as u64;
+            self.link.census.note_rx(rx.consumed(), Some(ready));
         }
         self.link.frame_counts(&self.pool)
     }

@@ -2,15 +2,15 @@
 
 use std::fmt;
 use std::io;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::pool::Pool;
 use super::{wakeup_error, Frame, Link};
+use crate::driver::{self, KickPolicy};
 use crate::error::{DescError, Result};
 use crate::ring::TxRing;
 use crate::umem::FrameCounts;
+use crate::umem::FramePool;
 use crate::SetupReport;
 
 /// Why a frame was not sent. The frame itself comes back in the [`SendError`].
@@ -98,6 +98,10 @@ impl std::error::Error for SendError {
     }
 }
 
+/// Kicks a flush tolerates that take nothing off TX (the device is busy) before it
+/// returns with descriptors still queued.
+const FLUSH_STALLS: u32 = 4;
+
 /// The sending half of a split socket: owns TX, reaps COMPLETION.
 ///
 /// [`Tx::try_send`] puts a frame on TX (zero-copy: a received frame goes out as
@@ -110,7 +114,7 @@ impl std::error::Error for SendError {
 #[derive(Debug)]
 pub struct Tx {
     tx: Option<TxRing>,
-    pool: Arc<Pool>,
+    pool: Arc<FramePool>,
     link: Arc<Link>,
     budget: u32,
     /// Frames queued since the last kick.
@@ -118,10 +122,10 @@ pub struct Tx {
 }
 
 impl Tx {
-    pub(crate) fn new(link: Arc<Link>, pool: Arc<Pool>, tx: Option<TxRing>) -> Tx {
+    pub(crate) fn new(link: Arc<Link>, pool: Arc<FramePool>, tx: Option<TxRing>) -> Tx {
         let budget = link.report.tx_budget.max(1);
         if let Some(t) = &tx {
-            link.census.tx_given.store(t.produced(), Ordering::Relaxed);
+            link.census.note_tx(t.produced());
         }
         Tx {
             tx,
@@ -162,12 +166,6 @@ impl Tx {
         got as usize
     }
 
-    /// Whether TX needs a `sendto` to make progress.
-    #[inline]
-    fn needs_kick(&self) -> bool {
-        self.link.always_kick || self.tx.as_ref().is_some_and(|t| t.needs_wakeup())
-    }
-
     /// Reaps COMPLETION and kicks TX if the kernel asks; returns whether the kernel
     /// took anything off TX.
     fn kick(&mut self) -> io::Result<bool> {
@@ -177,15 +175,12 @@ impl Tx {
             return Ok(false);
         };
         let before = tx.pending();
-        if before == 0 {
-            return Ok(false);
-        }
-        if !self.needs_kick() {
-            return Ok(false);
-        }
-        self.link.device.kick_tx()?;
-        let after = self.tx.as_ref().map_or(0, |t| t.pending());
-        Ok(after < before)
+        let policy = KickPolicy {
+            always: self.link.always_kick,
+            ..KickPolicy::ONCE
+        };
+        let k = driver::kick(tx, &self.link.device, policy, || {})?;
+        Ok(k.pending < before)
     }
 
     /// Free TX slots, refreshed from the kernel.
@@ -223,10 +218,7 @@ impl Tx {
         }
         r.commit();
         frame.into_ring();
-        self.link
-            .census
-            .tx_given
-            .store(tx.produced(), Ordering::Relaxed);
+        self.link.census.note_tx(tx.produced());
         self.unkicked += 1;
         if self.unkicked >= self.budget {
             // Errors surface from the next flush; the frame is queued either way.
@@ -343,10 +335,7 @@ impl Tx {
             n += 1;
         }
         r.commit();
-        self.link
-            .census
-            .tx_given
-            .store(tx.produced(), Ordering::Relaxed);
+        self.link.census.note_tx(tx.produced());
         for f in frames.drain(..n) {
             f.into_ring();
         }
@@ -363,20 +352,22 @@ impl Tx {
     /// [`Error::Kernel`](crate::Error::Kernel) (stage `Wakeup`) when a kick fails.
     pub fn flush(&mut self) -> Result<u32> {
         self.link.check_device()?;
-        let mut stalls = 0;
-        loop {
-            let progress = self.kick().map_err(wakeup_error)?;
-            let pending = self.pending();
-            if pending == 0 || !self.needs_kick() {
-                return Ok(pending);
-            }
-            if !progress {
-                stalls += 1;
-                if stalls >= 4 {
-                    return Ok(pending);
-                }
-            }
-        }
+        self.unkicked = 0;
+        let Some(tx) = self.tx.as_ref() else {
+            return Ok(0);
+        };
+        let (link, pool) = (&self.link, &self.pool);
+        let policy = KickPolicy {
+            max_kicks: u32::MAX,
+            max_stalls: FLUSH_STALLS,
+            always: link.always_kick,
+        };
+        let k = driver::kick(tx, &link.device, policy, || {
+            link.reap(pool);
+        })
+        .map_err(wakeup_error)?;
+        link.reap(pool);
+        Ok(k.pending)
     }
 
     /// Flushes and waits up to `timeout` until every sent frame has completed
@@ -385,20 +376,20 @@ impl Tx {
     /// # Errors
     /// As [`Tx::flush`].
     pub fn drain(&mut self, timeout: Duration) -> Result<bool> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            self.flush()?;
-            self.link.reap(&self.pool);
-            if self.in_flight() == 0 {
-                return Ok(true);
-            }
-            if Instant::now() >= deadline {
-                return Ok(false);
-            }
-            self.link
-                .poll(false, true, Some(Duration::from_micros(200)))
-                .map_err(wakeup_error)?;
-        }
+        let link = self.link.clone();
+        driver::drain(
+            timeout,
+            || {
+                self.flush()?;
+                self.link.reap(&self.pool);
+                Ok(self.in_flight())
+            },
+            || {
+                // A wait for TX room, which in copy mode also transmits.
+                link.poll(false, true, Some(Duration::from_micros(200)))
+                    .map_err(wakeup_error)
+            },
+        )
     }
 
     /// Descriptors on TX not yet taken by the kernel.

@@ -1,5 +1,6 @@
-//! The frame pool shared by an [`Rx`](super::Rx), a [`Tx`](super::Tx) and every
-//! [`Frame`](super::Frame) they hand out: a lock-free stack of free frame indices.
+//! The free frames of a UMEM: one lock-free pool for every mode. The engine's
+//! worker, a system-mode `Rx`/`Tx` pair and every `Frame` they hand out, and raw-mode
+//! code all take frames from it and give them back.
 //!
 //! It is a Treiber stack over an index array instead of heap nodes: frame `i`'s
 //! successor lives in `next[i]`, and the head word packs a 32-bit modification tag
@@ -20,9 +21,12 @@ use crate::umem::Umem;
 /// "No frame" in `next` and in the head's index half (indices are stored plus one).
 const NIL: u32 = 0;
 
-/// Free frames of one UMEM, shared by the handles and the frames.
+/// Free frames of one UMEM (or of a range of it): a lock-free stack, shared by
+/// whoever takes and returns frames. Every frame is always in exactly one place —
+/// here, on a ring, or held by the application — and
+/// [`FrameCounts`](super::FrameCounts) is that census.
 #[derive(Debug)]
-pub(crate) struct Pool {
+pub struct FramePool {
     umem: Arc<Umem>,
     /// `tag << 32 | (index + 1)` of the top frame; index half `NIL` when empty.
     head: AtomicU64,
@@ -38,11 +42,31 @@ pub(crate) struct Pool {
     pub(crate) waiter: Waiter,
 }
 
-impl Pool {
-    /// A pool holding `frames` (chunk addresses of `umem`).
-    pub(crate) fn new(umem: Arc<Umem>, frames: impl Iterator<Item = u64>, total: u32) -> Pool {
+impl FramePool {
+    /// A pool holding every frame of `umem`.
+    pub(crate) fn new(umem: &Arc<Umem>) -> FramePool {
+        Self::with_range(umem, 0, umem.frame_count())
+    }
+
+    /// A pool holding frames `first..first + count` of `umem` (for splitting a UMEM
+    /// between workers).
+    pub(crate) fn with_range(umem: &Arc<Umem>, first: u32, count: u32) -> FramePool {
+        let last = first.saturating_add(count).min(umem.frame_count());
+        // Low addresses first out: pushed in reverse.
+        let addrs: Vec<u64> = (first..last).rev().map(|i| umem.frame_addr(i)).collect();
+        Self::holding(umem.clone(), addrs.into_iter(), last.saturating_sub(first))
+    }
+
+    /// An empty pool (a socket that shares another's UMEM and frames).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    pub(crate) fn empty(umem: &Arc<Umem>) -> FramePool {
+        Self::holding(umem.clone(), std::iter::empty(), 0)
+    }
+
+    /// A pool holding `frames` (chunk addresses of `umem`), `total` of them.
+    fn holding(umem: Arc<Umem>, frames: impl Iterator<Item = u64>, total: u32) -> FramePool {
         let fs = umem.frame_size();
-        let pool = Pool {
+        let pool = FramePool {
             next: (0..umem.frame_count())
                 .map(|_| AtomicU32::new(NIL))
                 .collect(),
@@ -63,19 +87,70 @@ impl Pool {
 
     /// The UMEM the frames belong to.
     #[inline]
+    #[cfg_attr(not(feature = "system"), allow(dead_code))]
     pub(crate) fn umem(&self) -> &Umem {
         &self.umem
     }
 
     /// Frames this pool was created with.
-    pub(crate) fn total(&self) -> u32 {
+    pub fn total(&self) -> u32 {
         self.total
     }
 
     /// Frames free now (a snapshot).
     #[inline]
-    pub(crate) fn len(&self) -> u32 {
+    pub fn len(&self) -> u32 {
         self.len.load(Ordering::Relaxed)
+    }
+
+    /// No frame free now.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Takes a free frame: its chunk address.
+    #[inline]
+    pub fn alloc(&self) -> Option<u64> {
+        self.pop().map(|i| self.chunk(i))
+    }
+
+    /// Gives back the frame holding `addr` (any address inside its chunk). An
+    /// address outside the UMEM is ignored.
+    #[inline]
+    pub fn free(&self, addr: u64) {
+        if let Some(i) = self.index_of(addr) {
+            self.push(i);
+        }
+    }
+
+    /// Takes up to `max` frames with one compare-and-swap, handing each chunk address
+    /// to `f`; returns how many.
+    #[inline]
+    pub(crate) fn alloc_batch(&self, max: u32, mut f: impl FnMut(u64)) -> u32 {
+        self.pop_batch(max, |i| f(self.chunk(i)))
+    }
+
+    /// Gives back every frame of `addrs` with one compare-and-swap; returns how many.
+    #[inline]
+    pub(crate) fn free_batch(&self, addrs: impl IntoIterator<Item = u64>) -> u32 {
+        let mut chain = self.chain();
+        for a in addrs {
+            chain.add(a);
+        }
+        chain.push()
+    }
+
+    /// A chain of frames to give back together: [`Chain::add`] each, then
+    /// [`Chain::push`] (one compare-and-swap for all).
+    #[inline]
+    pub(crate) fn chain(&self) -> Chain<'_> {
+        Chain {
+            pool: self,
+            top: None,
+            bottom: 0,
+            n: 0,
+        }
     }
 
     /// The frame index of any address inside a chunk, if it is inside the UMEM.
@@ -197,6 +272,41 @@ impl Pool {
     }
 }
 
+/// Frames on their way back to a pool (see [`FramePool::chain`]); dropping it
+/// without [`Chain::push`] would lose them, so it must be used.
+#[must_use = "the frames return to the pool only on push()"]
+#[derive(Debug)]
+pub(crate) struct Chain<'a> {
+    pool: &'a FramePool,
+    top: Option<u32>,
+    bottom: u32,
+    n: u32,
+}
+
+impl Chain<'_> {
+    /// Adds the frame holding `addr` (addresses outside the UMEM are ignored).
+    #[inline]
+    pub(crate) fn add(&mut self, addr: u64) {
+        if let Some(i) = self.pool.index_of(addr) {
+            self.pool.link(i, self.top);
+            if self.top.is_none() {
+                self.bottom = i;
+            }
+            self.top = Some(i);
+            self.n += 1;
+        }
+    }
+
+    /// Puts every added frame back on the pool; returns how many.
+    #[inline]
+    pub(crate) fn push(self) -> u32 {
+        if let Some(t) = self.top {
+            self.pool.push_chain(t, self.bottom, self.n);
+        }
+        self.n
+    }
+}
+
 #[inline]
 fn tag_of(head: u64) -> u32 {
     (head >> 32) as u32
@@ -212,6 +322,7 @@ pub(crate) struct Waiter {
     slot: Mutex<Option<Waker>>,
 }
 
+#[cfg_attr(not(feature = "system"), allow(dead_code))]
 impl Waiter {
     /// Registers `waker` to be woken by the next push. The caller re-checks the pool
     /// afterwards (the SeqCst store orders this against a push's CAS).
@@ -250,7 +361,7 @@ mod tests {
     use super::*;
     use crate::umem::UmemConfig;
 
-    fn pool(frames: u32) -> Pool {
+    fn pool(frames: u32) -> FramePool {
         let umem = Arc::new(
             Umem::new(UmemConfig {
                 frame_size: 2048,
@@ -259,8 +370,7 @@ mod tests {
             })
             .unwrap(),
         );
-        let addrs: Vec<u64> = (0..frames).map(|i| umem.frame_addr(i)).collect();
-        Pool::new(umem, addrs.into_iter(), frames)
+        FramePool::new(&umem)
     }
 
     #[test]

@@ -7,8 +7,18 @@
 //! the same offset so a received frame can be sent back as it is.
 //!
 //! Every frame is always in exactly one place: free (in the [`FramePool`]), on FILL,
-//! on RX, held by the user, on TX, or on COMPLETION. [`FrameCounts`] is that census.
+//! on RX, held by the user, on TX, or on COMPLETION. [`FrameCounts`] is that census
+//! (`census.rs`); the pool is `pool.rs`.
 #![allow(unsafe_code)]
+
+mod census;
+mod pool;
+
+#[cfg(feature = "system")]
+pub(crate) use census::Census;
+pub use census::FrameCounts;
+pub(crate) use census::RingTotals;
+pub use pool::FramePool;
 
 use std::fmt;
 use std::io;
@@ -353,141 +363,5 @@ impl Umem {
             let ca = self.chunk_of(a.addr);
             descs[i + 1..].iter().all(|b| self.chunk_of(b.addr) != ca)
         })
-    }
-}
-
-/// A stack of free frame (chunk) addresses. Not synchronised: each owner wraps it as
-/// it needs (the engine owns one per worker, system mode shares one under a lock).
-#[derive(Debug, Clone)]
-pub struct FramePool {
-    free: Vec<u64>,
-    total: u32,
-}
-
-impl FramePool {
-    /// A pool holding every frame of `umem`.
-    pub fn new(umem: &Umem) -> FramePool {
-        Self::with_range(umem, 0, umem.frame_count())
-    }
-
-    /// A pool holding frames `first..first + count` of `umem` (for splitting a UMEM
-    /// between sockets).
-    pub fn with_range(umem: &Umem, first: u32, count: u32) -> FramePool {
-        let last = first.saturating_add(count).min(umem.frame_count());
-        // Reverse order so that allocation hands out low addresses first.
-        let free: Vec<u64> = (first..last).rev().map(|i| umem.frame_addr(i)).collect();
-        FramePool {
-            total: free.len() as u32,
-            free,
-        }
-    }
-
-    /// An empty pool (a socket that shares another's UMEM and frames).
-    pub fn empty() -> FramePool {
-        FramePool {
-            free: Vec::new(),
-            total: 0,
-        }
-    }
-
-    /// Frames this pool was created with.
-    pub fn total(&self) -> u32 {
-        self.total
-    }
-    /// Frames free now.
-    pub fn len(&self) -> usize {
-        self.free.len()
-    }
-    /// No frame free.
-    pub fn is_empty(&self) -> bool {
-        self.free.is_empty()
-    }
-    /// Takes a free frame's chunk address.
-    #[inline]
-    pub fn alloc(&mut self) -> Option<u64> {
-        self.free.pop()
-    }
-    /// Returns a chunk address to the pool.
-    #[inline]
-    pub fn free(&mut self, chunk: u64) {
-        debug_assert!(
-            self.free.len() < self.total as usize,
-            "frame pool overflow (double free)"
-        );
-        self.free.push(chunk);
-    }
-}
-
-/// Where every frame of a UMEM is, at one moment.
-///
-/// `free + fill + rx + user + tx + completion == total` always holds; tests assert it
-/// after every scenario, and that `user`, `tx` and `completion` drain to zero.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct FrameCounts {
-    /// Frames in the UMEM.
-    pub total: u32,
-    /// In the allocator.
-    pub free: u32,
-    /// Given to the kernel on FILL and not yet seen on RX.
-    pub fill: u32,
-    /// Published on RX and not yet taken.
-    pub rx: u32,
-    /// Held by the application.
-    pub user: u32,
-    /// Submitted on TX and not yet completed.
-    pub tx: u32,
-    /// Published on COMPLETION and not yet reaped.
-    pub completion: u32,
-}
-
-impl FrameCounts {
-    /// The census from the pool and the rings; `user` is what is nowhere else.
-    pub(crate) fn from_places(total: u32, free: u32, r: crate::flux::RingCounts) -> FrameCounts {
-        let placed = free as u64 + r.fill as u64 + r.rx as u64 + r.tx as u64 + r.completion as u64;
-        FrameCounts {
-            total,
-            free,
-            fill: r.fill,
-            rx: r.rx,
-            user: (total as u64).saturating_sub(placed) as u32,
-            tx: r.tx,
-            completion: r.completion,
-        }
-    }
-
-    /// Adds another socket's ring places (sockets sharing one pool).
-    #[cfg_attr(not(feature = "engine"), allow(dead_code))]
-    pub(crate) fn add_rings(&mut self, r: crate::flux::RingCounts) {
-        self.fill += r.fill;
-        self.rx += r.rx;
-        self.tx += r.tx;
-        self.completion += r.completion;
-        let placed = self.free as u64
-            + self.fill as u64
-            + self.rx as u64
-            + self.tx as u64
-            + self.completion as u64;
-        self.user = (self.total as u64).saturating_sub(placed) as u32;
-    }
-
-    /// The places add up to the total.
-    pub fn is_conserved(&self) -> bool {
-        self.free as u64
-            + self.fill as u64
-            + self.rx as u64
-            + self.user as u64
-            + self.tx as u64
-            + self.completion as u64
-            == self.total as u64
-    }
-}
-
-impl fmt::Display for FrameCounts {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "total {} = free {} + fill {} + rx {} + user {} + tx {} + completion {}",
-            self.total, self.free, self.fill, self.rx, self.user, self.tx, self.completion
-        )
     }
 }
