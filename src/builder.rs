@@ -422,7 +422,7 @@ impl FluxBuilder {
     pub fn build(mut self) -> Result<Flux> {
         self.validate()?;
         let ifindex = sys::if_nametoindex(&self.ifname)
-            .map_err(|e| Error::kernel(Stage::Bind, e))?
+            .map_err(|e| Error::kernel(Stage::Lookup, e))?
             .ok_or_else(|| Error::InterfaceNotFound(self.ifname.clone()))?;
         // A sharer on the owner's interface registers into the owner's program.
         if self.program.is_none() && self.load_xdp {

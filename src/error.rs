@@ -33,6 +33,13 @@ pub enum Stage {
     Wakeup,
     /// Watching the device (rtnetlink sockets, the watch thread).
     Monitor,
+    /// Looking the interface up by name.
+    Lookup,
+    /// Blocking or waiting for signals (`stop_on_signals`).
+    Signal,
+    /// The runtime around the rings: worker threads, the stop eventfd, registering
+    /// with an async reactor.
+    Runtime,
 }
 
 impl std::fmt::Display for Stage {
@@ -51,6 +58,9 @@ impl std::fmt::Display for Stage {
             Stage::SocketOption => "socket option",
             Stage::Wakeup => "wake-up",
             Stage::Monitor => "device watch",
+            Stage::Lookup => "interface lookup",
+            Stage::Signal => "signal handling",
+            Stage::Runtime => "runtime set-up",
         };
         f.write_str(s)
     }

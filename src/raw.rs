@@ -27,7 +27,7 @@
 //! ```
 
 use crate::device::Device;
-use crate::error::{DescError, Error, Result, Stage};
+use crate::error::{ConfigError, DescError, Error, Result};
 use crate::ring::{CompletionRing, FillRing, RxRing, TxRing};
 use crate::sys::XdpDesc;
 use crate::umem::{FramePool, Umem};
@@ -57,11 +57,12 @@ impl RawParts<'_> {
     /// were queued (stopping at the first refused one or when TX is full). Kick with
     /// [`Device::kick_tx`] when [`TxRing::needs_wakeup`] says so.
     pub fn send(&mut self, descs: &[XdpDesc]) -> Result<usize> {
-        let tx = self.tx.as_deref_mut().ok_or_else(|| Error::Kernel {
-            stage: Stage::Bind,
-            hint: Some("this socket was built without a TX ring"),
-            source: std::io::Error::from(std::io::ErrorKind::Unsupported),
-        })?;
+        let tx = self
+            .tx
+            .as_deref_mut()
+            .ok_or(Error::Config(ConfigError::Conflict(
+                "this socket was built without a TX ring",
+            )))?;
         let mut r = tx.reserve(descs.len() as u32);
         let mut n = 0;
         for d in descs {

@@ -242,7 +242,7 @@ pub fn stop_flag_on_signals(stop: std::sync::Arc<AtomicBool>) -> Result<(), flux
     set.add(Signal::SIGTERM);
     set.thread_block()
         .map_err(|e| fluxcapacitor::Error::Kernel {
-            stage: fluxcapacitor::Stage::Wakeup,
+            stage: fluxcapacitor::Stage::Signal,
             hint: Some("blocking SIGINT/SIGTERM"),
             source: std::io::Error::from_raw_os_error(e as i32),
         })?;

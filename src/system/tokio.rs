@@ -65,25 +65,25 @@ impl AsRawFd for SockFd {
 fn register(device: &crate::Device, interest: Interest) -> Result<AsyncFd<SockFd>> {
     if ::tokio::runtime::Handle::try_current().is_err() {
         return Err(Error::Kernel {
-            stage: Stage::Wakeup,
+            stage: Stage::Runtime,
             hint: Some("create async handles inside a tokio runtime (with IO enabled)"),
             source: io::Error::other("no tokio runtime"),
         });
     }
     let fd = device.async_fd().ok_or_else(|| Error::Kernel {
-        stage: Stage::Wakeup,
+        stage: Stage::Runtime,
         hint: Some("this device has no descriptor for an async reactor"),
         source: io::Error::from(io::ErrorKind::Unsupported),
     })?;
     let dup = fd
         .try_clone_to_owned()
-        .map_err(|e| Error::kernel(Stage::Wakeup, e))?;
+        .map_err(|e| Error::kernel(Stage::Runtime, e))?;
     // `with_interest` is deprecated because an arbitrary `AsRawFd` may return a
     // different or closed fd later; `SockFd` owns its fd and always returns it, which
     // is the contract the unsafe replacement asks for (and unsafe stays out of here).
     #[allow(deprecated)]
     let io = AsyncFd::with_interest(SockFd(dup), interest);
-    io.map_err(|e| Error::kernel(Stage::Wakeup, e))
+    io.map_err(|e| Error::kernel(Stage::Runtime, e))
 }
 
 impl Flux {

@@ -1,61 +1,20 @@
-//! Engine mode: a managed loop with one batch callback.
-//!
-//! The engine owns the four-ring choreography — keep FILL topped up, reap COMPLETION
-//! before reserving TX, kick TX when the kernel asks, recycle frames without copies —
-//! and hands the callback a [`Batch`] of received packets. Each packet is a mutable
-//! byte slice borrowed for the batch, with a [`Verdict`]: drop (back to FILL, the
-//! default), transmit in place (zero-copy), or forward to another port sharing the
-//! UMEM. The callback can also allocate fresh frames to send, so a generator is a few
-//! lines.
-//!
-//! ```no_run
-//! use fluxcapacitor::engine::{Engine, Verdict};
-//! # fn main() -> Result<(), fluxcapacitor::Error> {
-//! let engine = Engine::builder("veth0").build()?;
-//! let stop = engine.stop_handle();
-//! stop.stop_on_signals()?; // Ctrl-C / SIGTERM stop the engine cleanly
-//! engine.run(|batch| {
-//!     for mut pkt in batch.iter_mut() {
-//!         let data = pkt.data_mut();
-//!         if data.len() >= 12 {
-//!             // Swap MACs and send the frame back out, without copying it.
-//!             let (dst, src) = data[..12].split_at_mut(6);
-//!             dst.swap_with_slice(src);
-//!             pkt.set_verdict(Verdict::Tx);
-//!         }
-//!     }
-//! })?;
-//! # Ok(()) }
-//! ```
-//!
-//! One worker thread runs per queue (or one for a group of ports sharing a UMEM);
-//! the callback is shared by all workers (`Fn + Sync`), or made per worker with
-//! [`Engine::run_with`]. Steady state allocates nothing on the heap.
-
-mod batch;
-mod stats;
-mod worker;
+//! Engine settings and the builder that sets up its sockets and workers.
 
 use std::fmt;
 #[cfg(target_os = "linux")]
-use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-pub use batch::{Batch, PacketMut, TxFrame, Verdict};
-pub use stats::{Counters, EngineStats, QueueSnapshot, QueueStats};
-
+use super::stats::EngineStats;
+use super::stop::StopHandle;
+use super::worker::{Port, Worker};
+use super::Engine;
 #[cfg(target_os = "linux")]
 use crate::builder::{queue_counts, FluxBuilder};
-use crate::error::{ConfigError, Error, Result, Stage};
+use crate::error::{ConfigError, Result};
 use crate::flux::Flux;
 #[cfg(target_os = "linux")]
-use crate::sys;
-use crate::umem::FrameCounts;
-#[cfg(target_os = "linux")]
 use crate::umem::FramePool;
-use worker::{Port, Worker};
 
 /// What to do when a loop turn found no work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -334,114 +293,6 @@ impl EngineBuilder {
     }
 }
 
-/// A clonable, thread-safe handle that stops a running [`Engine`].
-#[derive(Debug, Clone)]
-pub struct StopHandle(Arc<StopInner>);
-
-#[derive(Debug)]
-struct StopInner {
-    stopped: AtomicBool,
-    /// Written on stop so that workers blocked in `poll()` wake at once.
-    #[cfg(target_os = "linux")]
-    event: OwnedFd,
-    error: Mutex<Option<Error>>,
-}
-
-impl StopHandle {
-    fn new() -> Result<StopHandle> {
-        #[cfg(target_os = "linux")]
-        let event = sys::eventfd().map_err(|e| Error::kernel(Stage::Wakeup, e))?;
-        Ok(StopHandle(Arc::new(StopInner {
-            stopped: AtomicBool::new(false),
-            #[cfg(target_os = "linux")]
-            event,
-            error: Mutex::new(None),
-        })))
-    }
-
-    /// Asks every worker to stop; [`Engine::run`] returns once they have drained.
-    pub fn stop(&self) {
-        // Release: pairs with the workers' Acquire load; nothing else is published.
-        self.0.stopped.store(true, Ordering::Release);
-        #[cfg(target_os = "linux")]
-        let _ = sys::eventfd_signal(self.0.event.as_fd());
-    }
-
-    /// Whether stop was asked for.
-    pub fn is_stopped(&self) -> bool {
-        self.0.stopped.load(Ordering::Acquire)
-    }
-
-    #[cfg(target_os = "linux")]
-    pub(crate) fn event_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.0.event.as_fd()
-    }
-
-    pub(crate) fn fail(&self, e: Error) {
-        if let Ok(mut slot) = self.0.error.lock() {
-            slot.get_or_insert(e);
-        }
-        self.stop();
-    }
-
-    fn take_error(&self) -> Option<Error> {
-        self.0.error.lock().ok().and_then(|mut s| s.take())
-    }
-
-    /// Stops on SIGINT or SIGTERM: blocks both signals in the calling thread (call
-    /// it from `main` before spawning threads, so every thread inherits the mask) and
-    /// starts a thread that waits for them and calls [`stop`](Self::stop).
-    #[cfg(target_os = "linux")]
-    pub fn stop_on_signals(&self) -> Result<()> {
-        use nix::sys::signal::{SigSet, Signal};
-        let mut set = SigSet::empty();
-        set.add(Signal::SIGINT);
-        set.add(Signal::SIGTERM);
-        set.thread_block().map_err(|e| {
-            Error::kernel(Stage::Wakeup, std::io::Error::from_raw_os_error(e as i32))
-        })?;
-        let me = self.clone();
-        std::thread::Builder::new()
-            .name("flux-signals".into())
-            .spawn(move || {
-                if set.wait().is_ok() {
-                    me.stop();
-                }
-            })
-            .map_err(|e| Error::kernel(Stage::Wakeup, e))?;
-        Ok(())
-    }
-}
-
-/// What a finished run left behind, per worker.
-#[derive(Debug, Clone)]
-pub struct RunReport {
-    /// Frame census per worker after the drain (`user`, `tx`, `completion` are 0
-    /// when everything came back).
-    pub frames: Vec<FrameCounts>,
-    /// Final counters per queue/port.
-    pub queues: Vec<QueueSnapshot>,
-}
-
-/// A set of workers ready to run.
-pub struct Engine {
-    workers: Vec<Worker>,
-    stop: StopHandle,
-    stats: EngineStats,
-    #[cfg(target_os = "linux")]
-    _programs: Vec<Arc<crate::xdp::XdpProgram>>,
-    #[cfg(not(target_os = "linux"))]
-    _programs: Vec<()>,
-}
-
-impl fmt::Debug for Engine {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Engine")
-            .field("workers", &self.workers.len())
-            .finish_non_exhaustive()
-    }
-}
-
 impl Engine {
     /// An engine over sockets made already — [simulated devices](crate::sim), or
     /// `Flux`es built by hand — one worker each. The callback code is the same as on
@@ -487,85 +338,6 @@ impl Engine {
             shared_umem: true,
             configure: Box::new(|b| b),
             cfg: EngineConfig::default(),
-        }
-    }
-
-    /// The handle that stops [`run`](Self::run).
-    pub fn stop_handle(&self) -> StopHandle {
-        self.stop.clone()
-    }
-
-    /// Live counters, readable from any thread while the engine runs.
-    pub fn stats(&self) -> EngineStats {
-        self.stats.clone()
-    }
-
-    /// What set-up did, per port (XDP mode, zero-copy and why).
-    pub fn reports(&self) -> Vec<crate::flux::SetupReport> {
-        self.workers.iter().flat_map(|w| w.reports()).collect()
-    }
-
-    /// Runs `callback` on every batch, on every worker, until stopped. Returns what
-    /// was left behind once TX has drained.
-    ///
-    /// # Errors
-    /// [`Error::CallbackPanicked`] when the callback panicked (the engine stopped
-    /// cleanly: frames recovered, program detached when the engine is dropped), or a
-    /// kernel error from the data path.
-    pub fn run<F>(self, callback: F) -> Result<RunReport>
-    where
-        F: Fn(&mut Batch<'_>) + Sync,
-    {
-        self.run_with(|_| |b: &mut Batch<'_>| callback(b))
-    }
-
-    /// Like [`run`](Self::run), with a callback made per worker by `factory(index)`,
-    /// so that each worker can keep mutable state without locks.
-    pub fn run_with<M, C>(self, factory: M) -> Result<RunReport>
-    where
-        M: Fn(usize) -> C + Sync,
-        C: FnMut(&mut Batch<'_>),
-    {
-        let Engine {
-            mut workers,
-            stop,
-            stats,
-            _programs,
-        } = self;
-        let single = workers.len() == 1;
-        std::thread::scope(|s| {
-            if single {
-                // One worker runs on the caller's thread.
-                if let Some(w) = workers.first_mut() {
-                    w.run(factory(0), &stop);
-                }
-            } else {
-                for (i, w) in workers.iter_mut().enumerate() {
-                    let (stop, factory) = (&stop, &factory);
-                    let spawned = std::thread::Builder::new()
-                        .name(format!("flux-worker-{i}"))
-                        .spawn_scoped(s, move || w.run(factory(i), stop));
-                    if let Err(e) = spawned {
-                        stop.fail(Error::kernel(Stage::Wakeup, e));
-                    }
-                }
-            }
-        });
-        let frames: Vec<FrameCounts> = workers.iter_mut().map(|w| w.frame_counts()).collect();
-        stats.set_final_frames(frames.clone());
-        let report = RunReport {
-            frames,
-            queues: workers
-                .iter()
-                .flat_map(|w| w.stat_handles())
-                .map(|h| h.snapshot())
-                .collect(),
-        };
-        drop(workers);
-        drop(_programs);
-        match stop.take_error() {
-            Some(e) => Err(e),
-            None => Ok(report),
         }
     }
 }
