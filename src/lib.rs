@@ -17,13 +17,30 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## The vocabulary
+//! | name | what it is |
+//! |------|------------|
+//! | [`FluxBuilder`] → [`Flux`] | one AF_XDP socket bound to one queue, with its UMEM, rings, program and device watch; [`SetupReport`] says what set-up chose and why |
+//! | [`Umem`], [`FramePool`], [`FrameCounts`] | the packet memory, its free frames, and the census of where every frame is |
+//! | [`ring`] | the SPSC ring and its four typed faces (FILL, RX, TX, COMPLETION), with reservation and peek guards |
+//! | [`Device`] | the other side of the rings: the kernel socket (or a simulated device) — kicks, wake-ups, waits, statistics |
+//! | [`XdpProgram`], [`SteeringFilter`] | the embedded XDP program and what it sends to the socket |
+//! | [`watch`] | the device watch: [`DeviceEvent`]s that end a socket, [`DeviceStatus`], [`LinkDown`] |
+//! | [`engine::Engine`] | the managed loop: a batch callback with zero-copy verdicts, one worker per queue |
+//! | [`system::Rx`] / [`system::Tx`] / [`system::Frame`] | owned frames and blocking handles; `system::tokio` the same on tokio |
+//! | [`proto`] | zero-copy packet views over etherparse with in-place edits and checksums |
+//! | [`Error`] | every failure, typed, naming the stage, the cause and the fix |
+//!
 //! ## Features
-//! | feature | what you get |
-//! |---------|--------------|
-//! | (core)  | UMEM, rings, socket, program loading, [`FluxBuilder`], accounting, statistics |
-//! | `raw`   | [`Flux::raw`]: typed FILL / COMPLETION / RX / TX rings and UMEM frames |
-//! | `proto` | [`proto`]: zero-copy Eth / VLAN / ARP / IPv4 / IPv6 / ICMP / UDP / TCP views, in-place edits, checksums |
-//! | `engine` | [`engine::Engine`]: managed loop, batch callback with zero-copy verdicts, one worker per queue |
+//! | feature | default | what you get |
+//! |---------|---------|--------------|
+//! | (core)  | always  | UMEM, rings, socket, program loading, [`FluxBuilder`], the device watch, accounting, statistics |
+//! | `raw`   | yes     | [`Flux::raw`]: typed FILL / COMPLETION / RX / TX rings and UMEM frames, for code that drives the rings itself |
+//! | `engine` | yes    | [`engine::Engine`]: managed loop, batch callback with zero-copy verdicts, one worker per queue |
+//! | `system` | yes    | [`system`]: `Rx` / `Tx` handles with owned frames, blocking calls |
+//! | `proto` | yes     | [`proto`]: zero-copy Eth / VLAN / ARP / IPv4 / IPv6 / ICMP / UDP / TCP views, in-place edits, checksums |
+//! | `async` | no      | `system::tokio`: the system handles as tokio futures, cancel-safe (pulls in tokio) |
+//! | `sim`   | no      | `sim`: a simulated device, so engine and system code runs without root, a kernel or Linux |
 //!
 //! ## Requirements
 //! Linux ≥ 5.11 (6.x recommended), root or CAP_NET_RAW + CAP_NET_ADMIN + CAP_BPF
@@ -52,27 +69,44 @@ mod skel {
     include!(concat!(env!("OUT_DIR"), "/xsk.skel.rs"));
 }
 
+// One line each; the first line of each module's own docs says the same.
+// Setting up a socket: every setting checked before any system call, then each step.
 #[cfg(target_os = "linux")]
 pub mod builder;
+// The device seam: the kernel socket or a simulated device behind the rings.
 pub mod device;
+// The four-ring choreography the modes share.
 mod driver;
+// The managed loop: batch callback, verdicts, workers.
 #[cfg(feature = "engine")]
 pub mod engine;
+// The crate's one error type.
 pub mod error;
+// One bound socket with everything it owns.
 pub mod flux;
+// Zero-copy packet views, edits and checksums.
 #[cfg(feature = "proto")]
 pub mod proto;
+// Direct ring access for code that drives the rings itself.
 #[cfg(feature = "raw")]
 pub mod raw;
+// The SPSC ring and the four typed rings.
 pub mod ring;
+// A simulated device: the kernel's side of the rings in process.
 #[cfg(feature = "sim")]
 pub mod sim;
-pub mod socket;
+// Making an XDP socket: UMEM registration, rings, bind.
+mod socket;
+// Everything that touches the kernel directly (ABI, syscalls, netlink, BPF).
 pub(crate) mod sys;
+// Owned frames and `Rx` / `Tx` handles, blocking and (with `async`) on tokio.
 #[cfg(feature = "system")]
 pub mod system;
+// The packet memory, its free frames and the frame census.
 pub mod umem;
+// Noticing when the device under a socket changes.
 pub mod watch;
+// The embedded XDP program: load, attach, steer, register, count.
 pub mod xdp;
 
 #[cfg(target_os = "linux")]

@@ -326,7 +326,7 @@ impl Engine {
     }
 
     /// An engine over several ports that share one UMEM, served by one worker, so
-    /// that [`Verdict::Forward`] moves a frame from one port to another without a
+    /// that [`Verdict::Forward`](super::Verdict::Forward) moves a frame from one port to another without a
     /// copy. Port `i` is `ports[i]`.
     #[cfg(target_os = "linux")]
     pub fn with_ports(ports: Vec<FluxBuilder>) -> EngineBuilder {

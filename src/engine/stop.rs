@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 #[cfg(target_os = "linux")]
 use crate::sys;
 
-/// A clonable, thread-safe handle that stops a running [`Engine`].
+/// A clonable, thread-safe handle that stops a running [`Engine`](super::Engine).
 #[derive(Debug, Clone)]
 pub struct StopHandle(Arc<StopInner>);
 
@@ -36,7 +36,7 @@ impl StopHandle {
         })))
     }
 
-    /// Asks every worker to stop; [`Engine::run`] returns once they have drained.
+    /// Asks every worker to stop; [`Engine::run`](super::Engine::run) returns once they have drained.
     pub fn stop(&self) {
         // Release: pairs with the workers' Acquire load; nothing else is published.
         self.0.stopped.store(true, Ordering::Release);
