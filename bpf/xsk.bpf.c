@@ -8,6 +8,13 @@
 // so attaching to a host's interface does not cut it off.
 //
 // Per-queue counters live in a per-CPU array so the fast path takes no lock.
+//
+// Neighbour discovery: for the addresses configured in `flux_cfg` (nd_*), the
+// program itself answers ARP requests (IPv4) and Neighbor Solicitations (IPv6)
+// with XDP_TX, before any steering, on every queue, so a stock client reaches
+// the service in every mode with no user-space involvement. Only untagged frames
+// are answered; anything else (replies, gratuitous ARP, DAD probes, tagged or
+// odd-sized requests, requests for other addresses) is steered like any packet.
 
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -32,6 +39,7 @@ struct flux_counters {
 	__u64 passed;
 	__u64 filtered;
 	__u64 dropped;
+	__u64 nd_replies;         /* ARP replies and Neighbor Advertisements sent */
 };
 
 struct {
@@ -43,6 +51,7 @@ struct {
 
 /* Steering rules. A zero field means "any". */
 #define FLUX_MAX_PORTS 8
+#define FLUX_MAX_ND 4
 struct flux_config {
 	__u32 enabled;            /* 0: redirect everything on a registered queue */
 	__u16 ether_type;         /* network byte order, 0 = any */
@@ -54,6 +63,12 @@ struct flux_config {
 	__u32 drop_every_other;   /* test hook: drop odd-numbered packets */
 	__u32 split_ports;        /* 1: packets for ports[i] go to XSKMAP key queue + i * nqueues */
 	__u32 nqueues;            /* queue count, for split_ports */
+	/* Neighbour responder (answered before steering, whatever `enabled` says). */
+	__u8 nd_mac[6];           /* the link-layer address answers carry */
+	__u8 nd_n4;               /* valid entries in nd_ip4 */
+	__u8 nd_n6;               /* valid entries in nd_ip6 */
+	__u32 nd_ip4[FLUX_MAX_ND];        /* network byte order */
+	__u8 nd_ip6[FLUX_MAX_ND][16];
 };
 
 struct {
@@ -132,6 +147,9 @@ static __always_inline int steer(struct xdp_md *ctx, const struct flux_config *c
 			return 0;
 		if (cfg->dst_ip4 && ip->daddr != cfg->dst_ip4)
 			return 0;
+		/* Only an IPv6 address rule: IPv4 is not for us. */
+		if (!cfg->dst_ip4 && !ip6_is_zero(cfg->dst_ip6))
+			return 0;
 		if (ip->ihl < 5)
 			return 0;
 		l4 = ip->protocol;
@@ -141,6 +159,9 @@ static __always_inline int steer(struct xdp_md *ctx, const struct flux_config *c
 		if ((void *)(ip6 + 1) > end)
 			return 0;
 		if (!ip6_is_zero(cfg->dst_ip6) && !ip6_equal(cfg->dst_ip6, ip6->daddr.in6_u.u6_addr8))
+			return 0;
+		/* Only an IPv4 address rule: IPv6 is not for us. */
+		if (ip6_is_zero(cfg->dst_ip6) && cfg->dst_ip4)
 			return 0;
 		l4 = ip6->nexthdr; /* extension headers are not followed */
 		l4hdr = ip6 + 1;
@@ -180,6 +201,221 @@ static __always_inline int steer(struct xdp_md *ctx, const struct flux_config *c
 	return 1;
 }
 
+/* ---- Neighbour responder ---------------------------------------------------- */
+
+struct flux_arp {
+	__be16 htype;
+	__be16 ptype;
+	__u8 hlen;
+	__u8 plen;
+	__be16 oper;
+	__u8 sha[6];
+	__u8 spa[4];
+	__u8 tha[6];
+	__u8 tpa[4];
+} __attribute__((packed));
+
+static __always_inline int nd_ip4_served(const struct flux_config *cfg, __u32 a)
+{
+#pragma unroll
+	for (int i = 0; i < FLUX_MAX_ND; i++) {
+		if (i < cfg->nd_n4 && cfg->nd_ip4[i] == a)
+			return 1;
+	}
+	return 0;
+}
+
+static __always_inline int nd_ip6_served(const struct flux_config *cfg, const __u8 *a)
+{
+#pragma unroll
+	for (int i = 0; i < FLUX_MAX_ND; i++) {
+		if (i < cfg->nd_n6 && ip6_equal(cfg->nd_ip6[i], a))
+			return 1;
+	}
+	return 0;
+}
+
+/* An untagged Ethernet/IPv4 ARP request for a served address becomes its reply, in
+ * place (same length). Gratuitous requests (sender == target) are not answered. */
+static __always_inline int arp_reply(struct xdp_md *ctx, const struct flux_config *cfg)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct flux_arp *arp = (void *)(eth + 1);
+	__u32 spa, tpa;
+
+	if ((void *)(arp + 1) > end)
+		return 0;
+	if (eth->h_proto != bpf_htons(ETH_P_ARP) || arp->htype != bpf_htons(1) ||
+	    arp->ptype != bpf_htons(ETH_P_IP) || arp->hlen != 6 || arp->plen != 4 ||
+	    arp->oper != bpf_htons(1))
+		return 0;
+	__builtin_memcpy(&spa, arp->spa, 4);
+	__builtin_memcpy(&tpa, arp->tpa, 4);
+	if (spa == tpa || !nd_ip4_served(cfg, tpa))
+		return 0;
+	__builtin_memcpy(eth->h_dest, eth->h_source, 6);
+	__builtin_memcpy(eth->h_source, cfg->nd_mac, 6);
+	arp->oper = bpf_htons(2);
+	__builtin_memcpy(arp->tha, arp->sha, 6);
+	__builtin_memcpy(arp->tpa, &spa, 4);
+	__builtin_memcpy(arp->sha, cfg->nd_mac, 6);
+	__builtin_memcpy(arp->spa, &tpa, 4);
+	return 1;
+}
+
+/* ICMPv6 Neighbor Solicitation / Advertisement (RFC 4861 sections 4.3, 4.4). */
+struct flux_ns {
+	__u8 type;
+	__u8 code;
+	__u16 csum;
+	__u32 reserved;
+	__u8 target[16];
+	__u8 opt[8]; /* the source link-layer address option, when present */
+};
+
+struct flux_na_frame {
+	struct ethhdr eth;
+	struct ipv6hdr ip6;
+	__u8 type;
+	__u8 code;
+	__u16 csum;
+	__u8 flags[4];
+	__u8 target[16];
+	__u8 opt_type;
+	__u8 opt_len;
+	__u8 opt_mac[6];
+} __attribute__((packed, aligned(2)));
+
+/* One's-complement sum of 2-byte words (native order: the sum is byte-order
+ * independent, RFC 1071 section 2(B)); `words` is a constant. */
+static __always_inline __u32 sum16(const void *p, int words)
+{
+	const __u16 *w = p;
+	__u32 s = 0;
+#pragma unroll
+	for (int i = 0; i < words; i++)
+		s += w[i];
+	return s;
+}
+
+static __always_inline __u16 fold(__u32 s)
+{
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (__u16)s;
+}
+
+/* Sum of the ICMPv6 pseudo header (RFC 8200 section 8.1). */
+static __always_inline __u32 pseudo6(const __u8 *src, const __u8 *dst, __u16 len)
+{
+	__u16 a[16];
+	__builtin_memcpy(a, src, 16);
+	__builtin_memcpy(&a[8], dst, 16);
+	return sum16(a, 16) + bpf_htons(len) + bpf_htons(IPPROTO_ICMPV6);
+}
+
+#define NA_LEN 32 /* NA with the target link-layer address option */
+
+/* An untagged Neighbor Solicitation for a served address (hop limit 255, code 0, a
+ * right checksum, not a DAD probe, with no option or one 8-byte option and nothing
+ * after the IPv6 packet) becomes the solicited Neighbor Advertisement, sent to the
+ * soliciting address with our link-layer address as the target option. */
+static __always_inline int ns_reply(struct xdp_md *ctx, const struct flux_config *cfg)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct ipv6hdr *ip6 = (void *)(eth + 1);
+	struct flux_ns *ns = (void *)(ip6 + 1);
+	struct flux_na_frame r;
+	__u16 ns_copy[16];
+	__u16 plen;
+	__u32 s;
+
+	/* The shortest NS (no option) is 24 bytes of ICMPv6. */
+	if ((void *)ns + 24 > end)
+		return 0;
+	if (eth->h_proto != bpf_htons(ETH_P_IPV6) || ip6->nexthdr != IPPROTO_ICMPV6 ||
+	    ip6->hop_limit != 255 || ns->type != 135 || ns->code != 0)
+		return 0;
+	plen = bpf_ntohs(ip6->payload_len);
+	/* Exactly the solicitation, nothing after it (no padding, no fragments). */
+	if (plen == 24) {
+		if ((void *)ns + 25 <= end)
+			return 0;
+	} else if (plen == 32) {
+		if ((void *)ns + 32 > end || (void *)ns + 33 <= end)
+			return 0;
+	} else {
+		return 0;
+	}
+	if (ip6_is_zero(ip6->saddr.in6_u.u6_addr8)) /* DAD probe: not a resolution */
+		return 0;
+	if (!nd_ip6_served(cfg, ns->target))
+		return 0;
+	/* Verify the solicitation's checksum. */
+	__builtin_memset(ns_copy, 0, sizeof(ns_copy));
+	if (plen == 32) {
+		if ((void *)ns + 32 > end)
+			return 0;
+		__builtin_memcpy(ns_copy, ns, 32);
+	} else {
+		__builtin_memcpy(ns_copy, ns, 24);
+	}
+	s = pseudo6(ip6->saddr.in6_u.u6_addr8, ip6->daddr.in6_u.u6_addr8, plen) +
+	    sum16(ns_copy, 16);
+	if (fold(s) != 0xffff)
+		return 0;
+
+	/* The advertisement, built on the stack. */
+	__builtin_memcpy(r.eth.h_dest, eth->h_source, 6);
+	__builtin_memcpy(r.eth.h_source, cfg->nd_mac, 6);
+	r.eth.h_proto = bpf_htons(ETH_P_IPV6);
+	__builtin_memset(&r.ip6, 0, sizeof(r.ip6));
+	r.ip6.version = 6;
+	r.ip6.payload_len = bpf_htons(NA_LEN);
+	r.ip6.nexthdr = IPPROTO_ICMPV6;
+	r.ip6.hop_limit = 255;
+	__builtin_memcpy(r.ip6.saddr.in6_u.u6_addr8, ns->target, 16);
+	__builtin_memcpy(r.ip6.daddr.in6_u.u6_addr8, ip6->saddr.in6_u.u6_addr8, 16);
+	r.type = 136;
+	r.code = 0;
+	r.csum = 0;
+	r.flags[0] = 0x60; /* Solicited, Override */
+	r.flags[1] = 0;
+	r.flags[2] = 0;
+	r.flags[3] = 0;
+	__builtin_memcpy(r.target, ns->target, 16);
+	r.opt_type = 2; /* target link-layer address */
+	r.opt_len = 1;
+	__builtin_memcpy(r.opt_mac, cfg->nd_mac, 6);
+	s = pseudo6(r.ip6.saddr.in6_u.u6_addr8, r.ip6.daddr.in6_u.u6_addr8, NA_LEN) +
+	    sum16(&r.type, NA_LEN / 2);
+	r.csum = ~fold(s);
+
+	/* Resize the frame to the advertisement (the solicitation is 78 or 86 bytes). */
+	if (plen != NA_LEN && bpf_xdp_adjust_tail(ctx, (int)NA_LEN - (int)plen))
+		return 0;
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	if (data + sizeof(r) > end)
+		return 0;
+	__builtin_memcpy(data, &r, sizeof(r));
+	return 1;
+}
+
+/* 1 when the frame was turned into a neighbour answer to send back out. */
+static __always_inline int nd_answer(struct xdp_md *ctx, const struct flux_config *cfg)
+{
+	if (cfg->nd_n4 && arp_reply(ctx, cfg))
+		return 1;
+	if (cfg->nd_n6 && ns_reply(ctx, cfg))
+		return 1;
+	return 0;
+}
+
 static __always_inline int flux_redirect(struct xdp_md *ctx)
 {
 	__u32 q = ctx->rx_queue_index;
@@ -188,6 +424,11 @@ static __always_inline int flux_redirect(struct xdp_md *ctx)
 	struct flux_config *cfg = bpf_map_lookup_elem(&flux_cfg, &zero);
 
 	__u32 key = q;
+	if (cfg && (cfg->nd_n4 || cfg->nd_n6) && nd_answer(ctx, cfg)) {
+		if (c)
+			c->nd_replies++;
+		return XDP_TX;
+	}
 	if (cfg && cfg->enabled) {
 		int m = steer(ctx, cfg);
 		if (!m) {

@@ -81,7 +81,7 @@ pub use sys::XdpDesc;
 pub use umem::{FrameCounts, FramePool, Umem, UmemConfig};
 #[cfg(target_os = "linux")]
 pub use xdp::XdpProgram;
-pub use xdp::{AttachedMode, ProgramCounters, SteeringFilter, XdpMode};
+pub use xdp::{AttachedMode, Neighbours, ProgramCounters, SteeringFilter, XdpMode};
 
 /// The README's examples, compiled (and the simulated-device one run) as doc tests.
 #[cfg(all(

@@ -45,6 +45,10 @@ impl fmt::Display for AttachedMode {
 
 /// Steering rules for the default program: only matching packets go to the socket,
 /// everything else to the kernel stack. Empty rules redirect everything.
+///
+/// [`neighbours`](Self::neighbours) is not a steering rule: the addresses there are
+/// answered by the program itself (ARP, IPv6 neighbour discovery) before any rule is
+/// looked at, and what it does not answer is steered by the rules as any packet.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SteeringFilter {
     /// EtherType (host order), e.g. `0x0800`.
@@ -55,21 +59,110 @@ pub struct SteeringFilter {
     pub dst_ports: Vec<u16>,
     /// Destination IPv4 address. ARP packets whose target is this address match
     /// too (unless a protocol or port rule is set), so an application that owns an
-    /// address sees the ARP for it.
+    /// address sees the ARP for it (unless [`neighbours`](Self::neighbours) answers
+    /// it first). With an address rule of one family only, packets of the other IP
+    /// family do not match.
     pub dst_ipv4: Option<std::net::Ipv4Addr>,
-    /// Destination IPv6 address.
+    /// Destination IPv6 address (see [`dst_ipv4`](Self::dst_ipv4) for the other
+    /// family).
     pub dst_ipv6: Option<std::net::Ipv6Addr>,
     /// One socket per port: packets for `dst_ports[i]` on queue `q` go to XSKMAP key
     /// `q + i * queues` (register sockets there with
     /// [`FluxBuilder::xskmap_key`](crate::FluxBuilder::xskmap_key)), so several
     /// sockets sharing a UMEM can split one queue by destination port.
     pub split_by_port: bool,
+    /// Addresses the program answers neighbour discovery for itself (see
+    /// [`Neighbours`]); empty by default: nothing is answered.
+    pub neighbours: Neighbours,
 }
 
 impl SteeringFilter {
-    /// No rule set.
+    /// No steering rule set (whatever [`neighbours`](Self::neighbours) holds): every
+    /// packet on a queue with a socket goes to it.
     pub fn is_empty(&self) -> bool {
-        *self == SteeringFilter::default()
+        SteeringFilter {
+            neighbours: Neighbours::default(),
+            ..self.clone()
+        } == SteeringFilter::default()
+    }
+
+    /// The rules for a service that owns `ipv4` and/or `ipv6` on the interface:
+    /// packets to those addresses go to the socket, the program answers ARP and
+    /// Neighbor Solicitations for them with the interface's MAC, and everything else
+    /// (the host's own traffic) goes to the kernel.
+    ///
+    /// ```
+    /// # use fluxcapacitor::SteeringFilter;
+    /// let f = SteeringFilter::serving(Some("198.18.0.1".parse().unwrap()), None);
+    /// assert_eq!(f.neighbours.ipv4.len(), 1);
+    /// assert!(!f.is_empty());
+    /// ```
+    pub fn serving(
+        ipv4: Option<std::net::Ipv4Addr>,
+        ipv6: Option<std::net::Ipv6Addr>,
+    ) -> SteeringFilter {
+        SteeringFilter {
+            dst_ipv4: ipv4,
+            dst_ipv6: ipv6,
+            neighbours: Neighbours {
+                ipv4: ipv4.into_iter().collect(),
+                ipv6: ipv6.into_iter().collect(),
+                mac: None,
+            },
+            ..SteeringFilter::default()
+        }
+    }
+}
+
+/// Maximum addresses of each family in [`Neighbours`].
+pub const MAX_NEIGHBOUR_ADDRS: usize = 4;
+
+/// Neighbour discovery answered by the embedded program itself, with `XDP_TX`, so
+/// that a stock client (whose kernel resolves the service's address before sending)
+/// reaches the socket with no static neighbour entry — in engine, system and async
+/// mode alike, and with no user-space code.
+///
+/// Answered, for the listed addresses, on untagged frames, on every queue:
+/// * ARP requests (Ethernet/IPv4) → an ARP reply from `mac`. Gratuitous requests
+///   (sender address == target address) are not answered.
+/// * ICMPv6 Neighbor Solicitations (hop limit 255, right checksum, no option or one
+///   8-byte option, not a DAD probe from `::`) → a solicited Neighbor Advertisement
+///   (flags S and O) from the target address to the soliciting address, with the
+///   target link-layer address option.
+///
+/// Everything else — ARP replies, gratuitous ARP, DAD probes, requests for other
+/// addresses, VLAN-tagged requests, other ICMPv6 — is steered by the
+/// [`SteeringFilter`] rules like any other packet (with empty rules: to the socket).
+/// [`ProgramCounters::nd_replies`] counts the answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Neighbours {
+    /// IPv4 addresses whose ARP requests are answered (at most
+    /// [`MAX_NEIGHBOUR_ADDRS`]).
+    pub ipv4: Vec<std::net::Ipv4Addr>,
+    /// IPv6 addresses whose Neighbor Solicitations are answered (at most
+    /// [`MAX_NEIGHBOUR_ADDRS`]).
+    pub ipv6: Vec<std::net::Ipv6Addr>,
+    /// The link-layer address to answer with; `None`: the interface's own MAC, read
+    /// when the program is loaded.
+    pub mac: Option<[u8; 6]>,
+}
+
+impl Neighbours {
+    /// Answer for these addresses, with the interface's MAC.
+    pub fn for_addrs(addrs: impl IntoIterator<Item = std::net::IpAddr>) -> Neighbours {
+        let mut n = Neighbours::default();
+        for a in addrs {
+            match a {
+                std::net::IpAddr::V4(a) => n.ipv4.push(a),
+                std::net::IpAddr::V6(a) => n.ipv6.push(a),
+            }
+        }
+        n
+    }
+
+    /// No address to answer for.
+    pub fn is_empty(&self) -> bool {
+        self.ipv4.is_empty() && self.ipv6.is_empty()
     }
 }
 
@@ -84,6 +177,8 @@ pub struct ProgramCounters {
     pub filtered: u64,
     /// Packets dropped by the program's test hook.
     pub dropped: u64,
+    /// ARP replies and Neighbor Advertisements the program sent (see [`Neighbours`]).
+    pub nd_replies: u64,
 }
 
 #[cfg(target_os = "linux")]
@@ -94,6 +189,7 @@ struct CountersRaw {
     passed: u64,
     filtered: u64,
     dropped: u64,
+    nd_replies: u64,
 }
 
 #[cfg(target_os = "linux")]
@@ -111,10 +207,17 @@ struct ConfigRaw {
     drop_every_other: u32,
     split_ports: u32,
     nqueues: u32,
+    nd_mac: [u8; 6],
+    nd_n4: u8,
+    nd_n6: u8,
+    nd_ip4: [u32; MAX_NEIGHBOUR_ADDRS],
+    nd_ip6: [[u8; 16]; MAX_NEIGHBOUR_ADDRS],
 }
 
 #[cfg(target_os = "linux")]
-const _: () = assert!(std::mem::size_of::<ConfigRaw>() == 56);
+const CONFIG_LEN: usize = 144;
+#[cfg(target_os = "linux")]
+const _: () = assert!(std::mem::size_of::<ConfigRaw>() == CONFIG_LEN);
 
 #[cfg(target_os = "linux")]
 /// The compiled default program, embedded at build time (the same object the
@@ -219,7 +322,8 @@ impl XdpProgram {
             ifname: ifname.to_string(),
             attached: None,
         };
-        prog.set_config(filter, drop_every_other, queues)?;
+        let nd_mac = neighbour_mac(ifname, &filter.neighbours)?;
+        prog.set_config(filter, drop_every_other, queues, nd_mac)?;
         Ok(prog)
     }
 
@@ -234,7 +338,13 @@ impl XdpProgram {
             })
     }
 
-    fn set_config(&self, f: &SteeringFilter, drop_every_other: bool, queues: u32) -> Result<()> {
+    fn set_config(
+        &self,
+        f: &SteeringFilter,
+        drop_every_other: bool,
+        queues: u32,
+        nd_mac: [u8; 6],
+    ) -> Result<()> {
         let mut c = ConfigRaw {
             enabled: (!f.is_empty()) as u32,
             drop_every_other: drop_every_other as u32,
@@ -253,6 +363,16 @@ impl XdpProgram {
             .map(|a| u32::from_ne_bytes(a.octets()))
             .unwrap_or(0);
         c.dst_ip6 = f.dst_ipv6.map(|a| a.octets()).unwrap_or([0; 16]);
+        c.nd_mac = nd_mac;
+        let n = &f.neighbours;
+        c.nd_n4 = n.ipv4.len().min(MAX_NEIGHBOUR_ADDRS) as u8;
+        c.nd_n6 = n.ipv6.len().min(MAX_NEIGHBOUR_ADDRS) as u8;
+        for (d, a) in c.nd_ip4.iter_mut().zip(&n.ipv4) {
+            *d = u32::from_ne_bytes(a.octets());
+        }
+        for (d, a) in c.nd_ip6.iter_mut().zip(&n.ipv6) {
+            *d = a.octets();
+        }
         let bytes = config_bytes(&c);
         self.map("flux_cfg")?
             .update(&0u32.to_ne_bytes(), &bytes, MapFlags::ANY)
@@ -446,6 +566,7 @@ impl XdpProgram {
             c.passed += r.passed;
             c.filtered += r.filtered;
             c.dropped += r.dropped;
+            c.nd_replies += r.nd_replies;
         }
         Ok(c)
     }
@@ -453,6 +574,36 @@ impl XdpProgram {
     /// The interface index the program is for.
     pub fn ifindex(&self) -> u32 {
         self.ifindex
+    }
+
+    /// Runs the loaded program once on `frame` as if received on queue 0
+    /// (`BPF_PROG_TEST_RUN`; attached or not): the XDP action (`XDP_PASS` = 2,
+    /// `XDP_TX` = 3, `XDP_REDIRECT` = 4, ...) and the frame as the program left it.
+    /// For tests of the program's own behaviour (steering, neighbour answers).
+    #[doc(hidden)]
+    pub fn test_run(&mut self, frame: &[u8]) -> Result<(u32, Vec<u8>)> {
+        let mut out = vec![0u8; frame.len() + 4096];
+        let name = self.prog_name;
+        let prog = self
+            .obj
+            .progs_mut()
+            .find(|p| p.name() == name)
+            .ok_or_else(|| Error::Kernel {
+                stage: Stage::Query,
+                hint: Some("program missing from the embedded object"),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            })?;
+        let input = libbpf_rs::ProgramInput {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ..Default::default()
+        };
+        let output = prog.test_run(input).map_err(|e| Error::Bpf {
+            stage: Stage::Query,
+            source: e,
+        })?;
+        let data = output.data.map(|d| d.to_vec()).unwrap_or_default();
+        Ok((output.return_value, data))
     }
 }
 
@@ -466,9 +617,25 @@ impl Drop for XdpProgram {
     }
 }
 
+/// The MAC neighbour answers carry: the configured one, else the interface's.
 #[cfg(target_os = "linux")]
-fn config_bytes(c: &ConfigRaw) -> [u8; 56] {
-    let mut b = [0u8; 56];
+fn neighbour_mac(ifname: &str, n: &Neighbours) -> Result<[u8; 6]> {
+    match n.mac {
+        Some(m) => Ok(m),
+        None if n.is_empty() => Ok([0; 6]),
+        None => sys::if_hwaddr(ifname).map_err(|e| Error::Kernel {
+            stage: Stage::Load,
+            hint: Some(
+                "reading the interface's MAC for the neighbour responder failed; set Neighbours::mac",
+            ),
+            source: e,
+        }),
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn config_bytes(c: &ConfigRaw) -> [u8; CONFIG_LEN] {
+    let mut b = [0u8; CONFIG_LEN];
     b[0..4].copy_from_slice(&c.enabled.to_ne_bytes());
     b[4..6].copy_from_slice(&c.ether_type.to_ne_bytes());
     b[6] = c.ip_proto;
@@ -481,6 +648,15 @@ fn config_bytes(c: &ConfigRaw) -> [u8; 56] {
     b[44..48].copy_from_slice(&c.drop_every_other.to_ne_bytes());
     b[48..52].copy_from_slice(&c.split_ports.to_ne_bytes());
     b[52..56].copy_from_slice(&c.nqueues.to_ne_bytes());
+    b[56..62].copy_from_slice(&c.nd_mac);
+    b[62] = c.nd_n4;
+    b[63] = c.nd_n6;
+    for (i, a) in c.nd_ip4.iter().enumerate() {
+        b[64 + 4 * i..68 + 4 * i].copy_from_slice(&a.to_ne_bytes());
+    }
+    for (i, a) in c.nd_ip6.iter().enumerate() {
+        b[80 + 16 * i..96 + 16 * i].copy_from_slice(a);
+    }
     b
 }
 
@@ -497,5 +673,6 @@ fn counters_from_bytes(v: &[u8]) -> CountersRaw {
         passed: word(1),
         filtered: word(2),
         dropped: word(3),
+        nd_replies: word(4),
     }
 }
