@@ -583,6 +583,28 @@ mod linux {
         }
     }
 
+    /// Attaches the TC program `prog_fd` to the ingress of `ifindex` as a tcx `bpf_link`
+    /// (kernel 6.6+; older kernels answer `EINVAL`). Closing the fd detaches it.
+    pub fn tcx_ingress_link_create(prog_fd: BorrowedFd<'_>, ifindex: u32) -> io::Result<OwnedFd> {
+        // SAFETY: zero is a valid bit pattern for this plain-data opts struct.
+        let mut opts: libbpf_sys::bpf_link_create_opts = unsafe { std::mem::zeroed() };
+        opts.sz = size_of::<libbpf_sys::bpf_link_create_opts>() as _;
+        // SAFETY: valid fds and a fully initialised opts struct; libbpf returns -errno.
+        let fd = unsafe {
+            libbpf_sys::bpf_link_create(
+                prog_fd.as_raw_fd(),
+                ifindex as libc::c_int,
+                libbpf_sys::BPF_TCX_INGRESS,
+                &opts,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::from_raw_os_error(-fd));
+        }
+        // SAFETY: a fresh fd we own.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
     /// Attaches `prog_fd` to `ifindex` as an XDP `bpf_link` with the given `XDP_FLAGS_*`
     /// mode bits. The returned fd owns the link: closing it detaches the program.
     pub fn xdp_link_create(

@@ -86,6 +86,24 @@ impl SteeringFilter {
         } == SteeringFilter::default()
     }
 
+    /// These rules, with the program also answering neighbour discovery for `addrs`
+    /// (added to [`neighbours`](Self::neighbours); the interface's MAC unless
+    /// [`Neighbours::mac`] is set). For a socket that takes every packet (empty
+    /// rules) and serves an address, so that clients can resolve it:
+    ///
+    /// ```
+    /// # use fluxcapacitor::SteeringFilter;
+    /// let f = SteeringFilter::default().answering(["198.18.0.1".parse().unwrap()]);
+    /// assert!(f.is_empty()); // still no steering rule: everything goes to the socket
+    /// assert_eq!(f.neighbours.ipv4.len(), 1);
+    /// ```
+    pub fn answering(mut self, addrs: impl IntoIterator<Item = std::net::IpAddr>) -> Self {
+        let more = Neighbours::for_addrs(addrs);
+        self.neighbours.ipv4.extend(more.ipv4);
+        self.neighbours.ipv6.extend(more.ipv6);
+        self
+    }
+
     /// The rules for a service that owns `ipv4` and/or `ipv6` on the interface:
     /// packets to those addresses go to the socket, the program answers ARP and
     /// Neighbor Solicitations for them with the interface's MAC, and everything else
@@ -122,7 +140,12 @@ pub const MAX_NEIGHBOUR_ADDRS: usize = 4;
 /// reaches the socket with no static neighbour entry — in engine, system and async
 /// mode alike, and with no user-space code.
 ///
-/// Answered, for the listed addresses, on untagged frames, on every queue:
+/// Answered, for the listed addresses, on untagged frames, on every queue, by the
+/// embedded object itself: its XDP program hands these requests to the kernel path
+/// before any steering (so they never reach the socket), and its `flux_nd` TC ingress
+/// program, attached with the XDP program, turns them into the reply and sends it out
+/// of the interface (not `XDP_TX`: a veth in native mode drops `XDP_TX` frames unless
+/// its peer runs NAPI, which a stock client's end does not):
 /// * ARP requests (Ethernet/IPv4) → an ARP reply from `mac`. Gratuitous requests
 ///   (sender address == target address) are not answered.
 /// * ICMPv6 Neighbor Solicitations (hop limit 255, right checksum, no option or one
@@ -130,10 +153,17 @@ pub const MAX_NEIGHBOUR_ADDRS: usize = 4;
 ///   (flags S and O) from the target address to the soliciting address, with the
 ///   target link-layer address option.
 ///
-/// Everything else — ARP replies, gratuitous ARP, DAD probes, requests for other
-/// addresses, VLAN-tagged requests, other ICMPv6 — is steered by the
-/// [`SteeringFilter`] rules like any other packet (with empty rules: to the socket).
-/// [`ProgramCounters::nd_replies`] counts the answers.
+/// A request for a listed address that is not answered (gratuitous, malformed, odd
+/// options) continues to the kernel stack, which ignores it unless it owns the
+/// address. Everything else — ARP replies, requests for other addresses, VLAN-tagged
+/// requests, other ICMPv6 — is steered by the [`SteeringFilter`] rules like any other
+/// packet (with empty rules: to the socket). [`ProgramCounters::nd_requests`] counts
+/// the requests handed over per queue, [`XdpProgram::neighbour_replies`] the answers.
+///
+/// The TC program is attached as a tcx link on kernels 6.6 and later (detached when
+/// the program is dropped or the process dies), else through a `clsact` qdisc
+/// (detached on drop; a process that is killed leaves that filter behind, and the
+/// qdisc stays).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Neighbours {
     /// IPv4 addresses whose ARP requests are answered (at most
@@ -177,8 +207,9 @@ pub struct ProgramCounters {
     pub filtered: u64,
     /// Packets dropped by the program's test hook.
     pub dropped: u64,
-    /// ARP replies and Neighbor Advertisements the program sent (see [`Neighbours`]).
-    pub nd_replies: u64,
+    /// ARP requests and Neighbor Solicitations for [`Neighbours`] addresses handed to
+    /// the responder instead of the socket.
+    pub nd_requests: u64,
 }
 
 #[cfg(target_os = "linux")]
@@ -189,7 +220,7 @@ struct CountersRaw {
     passed: u64,
     filtered: u64,
     dropped: u64,
-    nd_replies: u64,
+    nd_requests: u64,
 }
 
 #[cfg(target_os = "linux")]
@@ -235,6 +266,22 @@ pub struct XdpProgram {
     ifindex: u32,
     ifname: String,
     attached: Option<Attachment>,
+    /// The neighbour responder is loaded (and attached with the XDP program).
+    responder: bool,
+    responder_attached: Option<TcAttachment>,
+}
+
+#[cfg(target_os = "linux")]
+/// The name of the TC half of the neighbour responder in the embedded object.
+const RESPONDER_PROG: &str = "flux_nd";
+
+#[cfg(target_os = "linux")]
+enum TcAttachment {
+    /// A tcx link: detaches when this fd closes.
+    Link(#[allow(dead_code)] OwnedFd),
+    /// A `clsact` filter (kernels before 6.6), handle and priority 1 on the
+    /// program's interface: detached in Drop.
+    Netlink,
 }
 
 #[cfg(target_os = "linux")]
@@ -303,8 +350,9 @@ impl XdpProgram {
             }
         }
         let prog_name = if frags { "flux_xsk_frags" } else { "flux_xsk" };
+        let responder = !filter.neighbours.is_empty();
         for mut p in open.progs_mut() {
-            let keep = p.name() == prog_name;
+            let keep = p.name() == prog_name || (responder && p.name() == RESPONDER_PROG);
             p.set_autoload(keep);
         }
         let obj = open.load().map_err(|e| {
@@ -321,6 +369,8 @@ impl XdpProgram {
             ifindex,
             ifname: ifname.to_string(),
             attached: None,
+            responder,
+            responder_attached: None,
         };
         let nd_mac = neighbour_mac(ifname, &filter.neighbours)?;
         prog.set_config(filter, drop_every_other, queues, nd_mac)?;
@@ -394,8 +444,97 @@ impl XdpProgram {
             })
     }
 
-    /// Attaches to the interface. Refuses, naming it, when another program is there.
+    /// Attaches to the interface (with the neighbour responder, when the filter has
+    /// [`Neighbours`]). Refuses, naming it, when another program is there.
     pub fn attach(&mut self, mode: XdpMode) -> Result<AttachInfo> {
+        let info = self.attach_xdp(mode)?;
+        if self.responder {
+            if let Err(e) = self.attach_responder() {
+                self.detach_xdp();
+                return Err(e);
+            }
+        }
+        Ok(info)
+    }
+
+    /// Attaches `flux_nd` to the interface's TC ingress: a tcx link, else a `clsact`
+    /// filter.
+    fn attach_responder(&mut self) -> Result<()> {
+        let ifindex = self.ifindex;
+        let prog = self
+            .obj
+            .progs()
+            .find(|p| p.name() == RESPONDER_PROG)
+            .ok_or_else(|| Error::Kernel {
+                stage: Stage::Attach,
+                hint: Some("the neighbour responder is missing from the embedded object"),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            })?;
+        let attached = match sys::tcx_ingress_link_create(prog.as_fd(), ifindex) {
+            Ok(link) => TcAttachment::Link(link),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP)) => {
+                // No tcx (kernel < 6.6): a filter on the clsact qdisc.
+                let mut hook = tc_hook(prog.as_fd(), ifindex);
+                let tc = |e: libbpf_rs::Error| {
+                    Error::Kernel {
+                    stage: Stage::Attach,
+                    hint: Some(
+                        "attaching the neighbour responder to TC ingress failed (needs cls_bpf / clsact)",
+                    ),
+                    source: std::io::Error::other(e.to_string()),
+                }
+                };
+                hook.create().map_err(tc)?;
+                hook.attach().map_err(tc)?;
+                TcAttachment::Netlink
+            }
+            Err(e) => {
+                return Err(Error::Kernel {
+                    stage: Stage::Attach,
+                    hint: Some("attaching the neighbour responder to TC ingress failed"),
+                    source: e,
+                })
+            }
+        };
+        self.responder_attached = Some(attached);
+        Ok(())
+    }
+
+    fn detach_responder(&mut self) {
+        if let Some(TcAttachment::Netlink) = self.responder_attached.take() {
+            let ifindex = self.ifindex;
+            if let Some(p) = self.obj.progs().find(|p| p.name() == RESPONDER_PROG) {
+                let _ = tc_hook(p.as_fd(), ifindex).detach();
+            }
+        }
+        // A tcx link detaches when its fd closes, right here.
+    }
+
+    fn detach_xdp(&mut self) {
+        if let Some(Attachment::Netlink(flags, _)) = self.attached.take() {
+            let _ = sys::xdp_netlink_attach(self.ifindex, None, flags);
+        }
+    }
+
+    /// Neighbour answers (ARP replies, Neighbor Advertisements) the responder sent,
+    /// summed over CPUs (0 without [`Neighbours`]).
+    pub fn neighbour_replies(&self) -> Result<u64> {
+        let per_cpu = self
+            .map("flux_nd_stats")?
+            .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|e| Error::Bpf {
+                stage: Stage::Query,
+                source: e,
+            })?
+            .unwrap_or_default();
+        Ok(per_cpu
+            .iter()
+            .filter_map(|v| v.get(..8).and_then(|b| b.try_into().ok()))
+            .map(u64::from_ne_bytes)
+            .sum())
+    }
+
+    fn attach_xdp(&mut self, mode: XdpMode) -> Result<AttachInfo> {
         if let Ok(Some((id, name))) = sys::xdp_query(self.ifindex) {
             return Err(Error::ProgramAlreadyAttached {
                 ifname: self.ifname.clone(),
@@ -566,7 +705,7 @@ impl XdpProgram {
             c.passed += r.passed;
             c.filtered += r.filtered;
             c.dropped += r.dropped;
-            c.nd_replies += r.nd_replies;
+            c.nd_requests += r.nd_requests;
         }
         Ok(c)
     }
@@ -582,8 +721,19 @@ impl XdpProgram {
     /// For tests of the program's own behaviour (steering, neighbour answers).
     #[doc(hidden)]
     pub fn test_run(&mut self, frame: &[u8]) -> Result<(u32, Vec<u8>)> {
-        let mut out = vec![0u8; frame.len() + 4096];
         let name = self.prog_name;
+        self.test_run_prog(name, frame)
+    }
+
+    /// [`XdpProgram::test_run`] for the TC half of the neighbour responder: the TC
+    /// action (`TC_ACT_OK` = 0, `TC_ACT_REDIRECT` = 7) and the frame it leaves.
+    #[doc(hidden)]
+    pub fn test_run_responder(&mut self, frame: &[u8]) -> Result<(u32, Vec<u8>)> {
+        self.test_run_prog(RESPONDER_PROG, frame)
+    }
+
+    fn test_run_prog(&mut self, name: &str, frame: &[u8]) -> Result<(u32, Vec<u8>)> {
+        let mut out = vec![0u8; frame.len() + 4096];
         let prog = self
             .obj
             .progs_mut()
@@ -610,11 +760,22 @@ impl XdpProgram {
 #[cfg(target_os = "linux")]
 impl Drop for XdpProgram {
     fn drop(&mut self) {
-        if let Some(Attachment::Netlink(flags, _)) = self.attached.take() {
-            let _ = sys::xdp_netlink_attach(self.ifindex, None, flags);
-        }
+        self.detach_responder();
+        self.detach_xdp();
         // A link detaches when its fd closes, right here.
     }
+}
+
+/// The `clsact` ingress filter of the responder (kernels without tcx).
+#[cfg(target_os = "linux")]
+fn tc_hook(prog: BorrowedFd<'_>, ifindex: u32) -> libbpf_rs::TcHook {
+    let mut hook = libbpf_rs::TcHook::new(prog);
+    hook.ifindex(ifindex as i32)
+        .replace(true)
+        .handle(1)
+        .priority(1)
+        .attach_point(libbpf_rs::TC_INGRESS);
+    hook
 }
 
 /// The MAC neighbour answers carry: the configured one, else the interface's.
@@ -673,6 +834,6 @@ fn counters_from_bytes(v: &[u8]) -> CountersRaw {
         passed: word(1),
         filtered: word(2),
         dropped: word(3),
-        nd_replies: word(4),
+        nd_requests: word(4),
     }
 }

@@ -1,9 +1,10 @@
-//! The embedded program's neighbour responder, run with `BPF_PROG_TEST_RUN` on
-//! frames built with etherparse: ARP requests and Neighbor Solicitations for a
-//! served address come back as the exact reply etherparse builds (`XDP_TX`),
-//! in both program variants (`xdp` and `xdp.frags`); everything else is left to
-//! the steering rules, untouched. The end-to-end behaviour with stock clients is
-//! in tests/stock_clients.rs.
+//! The embedded object's neighbour responder, run with `BPF_PROG_TEST_RUN` on
+//! frames built with etherparse: the XDP program (both variants, `xdp` and
+//! `xdp.frags`) hands ARP requests and Neighbor Solicitations for a served address
+//! to the kernel path untouched, and the `flux_nd` TC program turns them into the
+//! exact reply etherparse builds and redirects it out; everything else is left to
+//! the steering rules, untouched. The end-to-end behaviour with stock clients is in
+//! tests/stock_clients.rs.
 
 mod common;
 
@@ -18,7 +19,8 @@ use fluxcapacitor::{Neighbours, SteeringFilter};
 use proptest::prelude::*;
 
 const XDP_PASS: u32 = 2;
-const XDP_TX: u32 = 3;
+const TC_ACT_OK: u32 = 0;
+const TC_ACT_REDIRECT: u32 = 7;
 
 const MAC: [u8; 6] = [0x02, 0xf1, 0x0c, 0, 0, 1];
 const PEER_MAC: [u8; 6] = [0x02, 0xf1, 0x0c, 0, 0, 2];
@@ -132,17 +134,24 @@ fn na(our_mac: [u8; 6], target: Ipv6Addr, to_mac: [u8; 6], to: Ipv6Addr) -> Vec<
     v
 }
 
-/// Runs `frame` through the program; asserts it was answered with `want`.
+/// Runs `frame` through both halves: the XDP program passes it on untouched (and
+/// counts it), the TC program answers it with `want`.
 fn assert_answer(p: &mut XdpProgram, frame: &[u8], want: &[u8]) {
-    let (act, out) = p.test_run(frame).expect("test run");
-    assert_eq!(act, XDP_TX, "not answered: {frame:02x?}");
+    let before = p.counters(0).unwrap();
+    let (act, out) = p.test_run(frame).expect("XDP test run");
+    assert_eq!((act, out.as_slice()), (XDP_PASS, frame), "XDP half");
+    let after = p.counters(0).unwrap();
+    assert_eq!(after.nd_requests, before.nd_requests + 1, "{after:?}");
+    assert_eq!(after.passed, before.passed, "counted as passed: {after:?}");
+    let (act, out) = p.test_run_responder(frame).expect("TC test run");
+    assert_eq!(act, TC_ACT_REDIRECT, "not answered: {frame:02x?}");
     assert_eq!(out, want, "wrong answer");
 }
 
-/// Runs `frame` through the program; asserts it was not answered or changed.
+/// Runs `frame` through the TC half; asserts it was not answered or changed.
 fn assert_left_alone(p: &mut XdpProgram, frame: &[u8], what: &str) {
-    let (act, out) = p.test_run(frame).expect("test run");
-    assert_ne!(act, XDP_TX, "{what}: answered");
+    let (act, out) = p.test_run_responder(frame).expect("TC test run");
+    assert_eq!(act, TC_ACT_OK, "{what}: answered");
     assert_eq!(out, frame, "{what}: changed");
 }
 
@@ -155,8 +164,7 @@ fn arp_requests_for_served_addresses_are_answered_in_both_variants() {
             let req = arp(ArpOperation::REQUEST, PEER_MAC, PEER_V4, [0; 6], ip);
             assert_answer(&mut p, &req, &arp_reply(MAC, ip, PEER_MAC, PEER_V4));
         }
-        let c = p.counters(0).unwrap();
-        assert_eq!(c.nd_replies, 2, "{c:?}");
+        assert_eq!(p.neighbour_replies().unwrap(), 2);
         let not = [
             (
                 arp(
@@ -220,7 +228,7 @@ fn neighbor_solicitations_for_served_addresses_get_advertisements() {
             &ns(PEER_MAC, ll, V6, true, 255),
             &na(MAC, V6, PEER_MAC, ll),
         );
-        assert_eq!(p.counters(0).unwrap().nd_replies, 5);
+        assert_eq!(p.neighbour_replies().unwrap(), 5);
 
         let mut bad_sum = ns(PEER_MAC, PEER_V6, V6, true, 255);
         bad_sum[14 + 40 + 2] ^= 0x40;
@@ -258,11 +266,11 @@ fn without_a_responder_neighbour_traffic_is_steered_as_before() {
     // Empty rules: everything goes to the socket (XDP_PASS here, as no socket is
     // registered in a test run), unchanged.
     let mut p = load(&SteeringFilter::default(), false);
-    assert_left_alone(&mut p, &req, "ARP, empty rules");
-    assert_left_alone(&mut p, &sol, "NS, empty rules");
-    assert_eq!(p.test_run(&req).unwrap().0, XDP_PASS);
+    for f in [&req, &sol, &req] {
+        assert_eq!(p.test_run(f).unwrap(), (XDP_PASS, f.to_vec()));
+    }
     let c = p.counters(0).unwrap();
-    assert_eq!((c.passed, c.filtered, c.nd_replies), (3, 0, 0), "{c:?}");
+    assert_eq!((c.passed, c.filtered, c.nd_requests), (3, 0, 0), "{c:?}");
     // An address rule redirects the ARP for that address (counted as "passed" for
     // want of a socket) and filters the rest.
     let mut p = load(
@@ -272,7 +280,7 @@ fn without_a_responder_neighbour_traffic_is_steered_as_before() {
         },
         false,
     );
-    assert_left_alone(&mut p, &req, "ARP for dst_ipv4");
+    assert_eq!(p.test_run(&req).unwrap(), (XDP_PASS, req.clone()));
     let c = p.counters(0).unwrap();
     assert_eq!((c.passed, c.filtered), (1, 0), "{c:?}");
 }
@@ -368,8 +376,9 @@ proptest! {
         let req = arp(ArpOperation::REQUEST, peer_mac, peer_v4, [0; 6], v4);
         assert_answer(&mut p, &req, &arp_reply(mac, v4, peer_mac, peer_v4));
         let s = ns(peer_mac, peer_v6, v6, slla, 255);
-        let (act, out) = p.test_run(&s).unwrap();
-        prop_assert_eq!(act, XDP_TX);
+        prop_assert_eq!(p.test_run(&s).unwrap(), (XDP_PASS, s.clone()));
+        let (act, out) = p.test_run_responder(&s).unwrap();
+        prop_assert_eq!(act, TC_ACT_REDIRECT);
         prop_assert_eq!(&out, &na(mac, v6, peer_mac, peer_v6));
         // etherparse agrees that it is a valid advertisement.
         let h = etherparse::PacketHeaders::from_ethernet_slice(&out).unwrap();
