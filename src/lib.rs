@@ -90,7 +90,8 @@ pub use xdp::{AttachedMode, Neighbours, ProgramCounters, SteeringFilter, XdpMode
     feature = "sim",
     feature = "engine",
     feature = "system",
-    feature = "async"
+    feature = "async",
+    feature = "proto"
 ))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
