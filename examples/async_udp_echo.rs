@@ -1,7 +1,7 @@
 //! async_udp_echo: a UDP echo service on addresses of its own, on tokio. Every UDP
 //! datagram to `--ip` (IPv4) or `--ip6` (IPv6) — and `--port`, if given — goes back
 //! to its sender, zero-copy (MACs, IPs and ports swapped in place; a checksum the
-//! sender left to an offload is completed). The XDP program steers only those
+//! sender left to an offload is completed). The embedded program steers only those
 //! addresses to the socket and answers ARP and IPv6 neighbour solicitations for
 //! them, so a stock client needs no neighbour entry.
 //!
@@ -36,7 +36,7 @@ async fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let iface = args.req("iface");
     let (ip, ip6) = args.service_addrs();
     let port = args.str("port").map(|_| args.num("port", 0u16));
-    // Only the service's addresses come to the socket, and the XDP program answers
+    // Only the service's addresses come to the socket, and the embedded program answers
     // ARP / neighbour solicitations for them: a stock client needs nothing set up.
     let flux = FluxBuilder::new(&iface)
         .queue(args.num("queue", 0))

@@ -1,6 +1,6 @@
 //! icmp_echo: own an IPv4 and/or IPv6 address on an interface and answer `ping` and
 //! `ping -6` to it, with the engine and the proto views. The XDP program's steering
-//! filter sends only traffic for those addresses to the socket, and the program
+//! filter sends only traffic for those addresses to the socket, and the embedded program
 //! answers ARP and IPv6 neighbour solicitations for them itself (with the
 //! interface's MAC, or `--mac`); everything else goes to the kernel as usual.
 //! Prints echo requests answered per second.
@@ -70,7 +70,7 @@ fn run(args: &Args) -> Result<(), fluxcapacitor::Error> {
         println!("{r}");
     }
     println!(
-        "answering ping for {} (neighbour discovery answered by the XDP program)",
+        "answering ping for {} (ARP and neighbour discovery answered by the embedded program)",
         common::describe_addrs(ip, ip6)
     );
     let stop = engine.stop_handle();

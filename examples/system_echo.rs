@@ -3,7 +3,7 @@
 //! `--port`, if given — goes back to its sender, zero-copy: MACs, IPs and ports
 //! swapped in the received frame, which is then sent as it is (a checksum the
 //! sender left to an offload, as veth peers and containers do, is completed).
-//! The XDP program steers only those addresses to the socket and answers ARP and
+//! The embedded program steers only those addresses to the socket and answers ARP and
 //! IPv6 neighbour solicitations for them itself, so a stock client — Python's
 //! socket, `socat`, `nc -u` — needs no neighbour entry; everything else goes to the
 //! kernel as usual.
@@ -39,7 +39,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let iface = args.req("iface");
     let (ip, ip6) = args.service_addrs();
     let port = args.str("port").map(|_| args.num("port", 0u16));
-    // Only the service's addresses come to the socket, and the XDP program answers
+    // Only the service's addresses come to the socket, and the embedded program answers
     // ARP / neighbour solicitations for them: a stock client needs nothing set up.
     let flux = FluxBuilder::new(&iface)
         .queue(args.num("queue", 0))

@@ -2,7 +2,7 @@
 //! batch-callback loop). Every UDP datagram to `--ip` (IPv4) or `--ip6` (IPv6) —
 //! and `--port`, if given — is turned into its reply in the received frame (MACs,
 //! IPs and ports swapped; a checksum the sender left to an offload is completed)
-//! and sent back out of the same queue, zero-copy. The XDP program steers only those
+//! and sent back out of the same queue, zero-copy. The embedded program steers only those
 //! addresses to the socket and answers ARP and IPv6 neighbour solicitations for
 //! them, so a stock client (Python's socket, `socat`, `nc -u`) needs no neighbour
 //! entry; the host's own traffic goes to the kernel as usual.

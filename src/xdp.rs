@@ -279,7 +279,7 @@ const RESPONDER_PROG: &str = "flux_nd";
 enum TcAttachment {
     /// A tcx link: detaches when this fd closes.
     Link(#[allow(dead_code)] OwnedFd),
-    /// A `clsact` filter (kernels before 6.6), handle and priority 1 on the
+    /// A `clsact` filter (kernels before 6.6), [`TC_HANDLE`] / [`TC_PRIORITY`] on the
     /// program's interface: detached in Drop.
     Netlink,
 }
@@ -766,14 +766,21 @@ impl Drop for XdpProgram {
     }
 }
 
+/// Handle and priority of the responder's `clsact` filter: uncommon values, so that a
+/// user's own filters (which tools number from 1) are neither replaced nor removed.
+#[cfg(target_os = "linux")]
+const TC_HANDLE: u32 = 0xf1dd;
+#[cfg(target_os = "linux")]
+const TC_PRIORITY: u32 = 0xf1dd;
+
 /// The `clsact` ingress filter of the responder (kernels without tcx).
 #[cfg(target_os = "linux")]
 fn tc_hook(prog: BorrowedFd<'_>, ifindex: u32) -> libbpf_rs::TcHook {
     let mut hook = libbpf_rs::TcHook::new(prog);
     hook.ifindex(ifindex as i32)
         .replace(true)
-        .handle(1)
-        .priority(1)
+        .handle(TC_HANDLE)
+        .priority(TC_PRIORITY)
         .attach_point(libbpf_rs::TC_INGRESS);
     hook
 }

@@ -7,7 +7,7 @@
 mod common;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -165,6 +165,7 @@ fn blocking_receive_10k_verified_with_sends_from_another_thread() {
 #[test]
 #[cfg(feature = "proto")]
 fn echo_round_trip_with_a_real_udp_client() {
+    use std::sync::atomic::{AtomicBool, Ordering};
     if skip_without_root() {
         return;
     }
