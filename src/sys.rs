@@ -583,33 +583,11 @@ mod linux {
         }
     }
 
-    /// Attaches the TC program `prog_fd` to the ingress of `ifindex` as a tcx `bpf_link`
-    /// (kernel 6.6+; older kernels answer `EINVAL`). Closing the fd detaches it.
-    pub fn tcx_ingress_link_create(prog_fd: BorrowedFd<'_>, ifindex: u32) -> io::Result<OwnedFd> {
-        // SAFETY: zero is a valid bit pattern for this plain-data opts struct.
-        let mut opts: libbpf_sys::bpf_link_create_opts = unsafe { std::mem::zeroed() };
-        opts.sz = size_of::<libbpf_sys::bpf_link_create_opts>() as _;
-        // SAFETY: valid fds and a fully initialised opts struct; libbpf returns -errno.
-        let fd = unsafe {
-            libbpf_sys::bpf_link_create(
-                prog_fd.as_raw_fd(),
-                ifindex as libc::c_int,
-                libbpf_sys::BPF_TCX_INGRESS,
-                &opts,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::from_raw_os_error(-fd));
-        }
-        // SAFETY: a fresh fd we own.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-    }
-
-    /// Attaches `prog_fd` to `ifindex` as an XDP `bpf_link` with the given `XDP_FLAGS_*`
-    /// mode bits. The returned fd owns the link: closing it detaches the program.
-    pub fn xdp_link_create(
+    /// `BPF_LINK_CREATE` of `prog_fd` on `ifindex` for `attach_type`, with `flags`.
+    fn link_create(
         prog_fd: BorrowedFd<'_>,
         ifindex: u32,
+        attach_type: libbpf_sys::bpf_attach_type,
         flags: u32,
     ) -> io::Result<OwnedFd> {
         // SAFETY: zero is a valid bit pattern for this plain-data opts struct.
@@ -621,7 +599,7 @@ mod linux {
             libbpf_sys::bpf_link_create(
                 prog_fd.as_raw_fd(),
                 ifindex as libc::c_int,
-                libbpf_sys::BPF_XDP,
+                attach_type,
                 &opts,
             )
         };
@@ -630,6 +608,22 @@ mod linux {
         }
         // SAFETY: a fresh link fd owned by us.
         Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    /// Attaches the TC program `prog_fd` to the ingress of `ifindex` as a tcx `bpf_link`
+    /// (kernel 6.6+; older kernels answer `EINVAL`). Closing the fd detaches it.
+    pub fn tcx_ingress_link_create(prog_fd: BorrowedFd<'_>, ifindex: u32) -> io::Result<OwnedFd> {
+        link_create(prog_fd, ifindex, libbpf_sys::BPF_TCX_INGRESS, 0)
+    }
+
+    /// Attaches `prog_fd` to `ifindex` as an XDP `bpf_link` with the given `XDP_FLAGS_*`
+    /// mode bits. The returned fd owns the link: closing it detaches the program.
+    pub fn xdp_link_create(
+        prog_fd: BorrowedFd<'_>,
+        ifindex: u32,
+        flags: u32,
+    ) -> io::Result<OwnedFd> {
+        link_create(prog_fd, ifindex, libbpf_sys::BPF_XDP, flags)
     }
 
     /// Name and id of the XDP program attached to `ifindex` in any mode, if one is.

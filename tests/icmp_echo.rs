@@ -44,25 +44,24 @@ fn ping(ns: &str, ip: impl Into<IpAddr>, count: u32) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
 
-fn responder(mode: XdpMode) {
-    let pair = VethPair::new(VethOpts::default());
+/// The responder's IPv4 address: the other half of 198.18.0.0/15 from the pair's
+/// own addresses, so it is never the host's or the peer's, with a route to it in the
+/// peer namespace (it is in no subnet of the peer's).
+fn responder_ipv4(pair: &VethPair) -> Ipv4Addr {
     let h = pair.host_ip.octets();
-    // The other half of 198.18.0.0/15 from the pair's own addresses, so the
-    // responder's address is never the host's or the peer's.
     let ip = Ipv4Addr::new(198, if h[1] == 18 { 19 } else { 18 }, h[2], h[3]);
+    let route = format!("{ip}/32");
     let ok = Command::new("ip")
-        .args([
-            "-n",
-            &pair.ns,
-            "route",
-            "add",
-            &format!("{ip}/32"),
-            "dev",
-            &pair.peer,
-        ])
+        .args(["-n", &pair.ns, "route", "add", &route, "dev", &pair.peer])
         .status()
         .unwrap();
     assert!(ok.success());
+    ip
+}
+
+fn responder(mode: XdpMode) {
+    let pair = VethPair::new(VethOpts::default());
+    let ip = responder_ipv4(&pair);
     let me = Identity {
         mac: pair.host_mac,
         ipv4: ip,
@@ -170,21 +169,7 @@ fn dual_stack(mode: XdpMode) {
         ipv6: true,
         ..Default::default()
     });
-    let h = pair.host_ip.octets();
-    let ip = Ipv4Addr::new(198, if h[1] == 18 { 19 } else { 18 }, h[2], h[3]);
-    let ok = Command::new("ip")
-        .args([
-            "-n",
-            &pair.ns,
-            "route",
-            "add",
-            &format!("{ip}/32"),
-            "dev",
-            &pair.peer,
-        ])
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    let ip = responder_ipv4(&pair);
     // On the pair's /64, so on-link for the peer: no route needed.
     let s = pair.host_ip6.segments();
     let ip6 = Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0xa);
