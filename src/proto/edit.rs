@@ -115,9 +115,46 @@ fn transport_state(m: &FrameMeta, buf: &mut [u8]) -> Result<Option<ChecksumState
 }
 
 /// Whether the UDP or TCP checksum is partial (look before editing: the
-/// answer depends on the pseudo header).
-fn is_partial(m: &FrameMeta, buf: &mut [u8]) -> Result<bool, ProtoError> {
-    Ok(transport_state(m, buf)? == Some(ChecksumState::Partial))
+/// answer depends on the pseudo header). Reads the fields at the offsets
+/// `m` (from a successful parse of `buf`) gives, with no second parse: this
+/// runs on every edit.
+fn is_partial(m: &FrameMeta, buf: &[u8]) -> Result<bool, ProtoError> {
+    let (proto, field_at) = match m.transport {
+        TransportKind::Udp => (IpNumber::UDP, 6),
+        TransportKind::Tcp => (IpNumber::TCP, 16),
+        _ => return Ok(false),
+    };
+    let t = m.transport_offset;
+    let len = m.transport_len;
+    let pseudo = match m.net {
+        NetKind::Ipv4 => {
+            let a = field::range(
+                buf,
+                m.net_offset.saturating_add(12),
+                m.net_offset.saturating_add(20),
+            );
+            let len = u16::try_from(len).unwrap_or(u16::MAX);
+            checksum::add(checksum::add(checksum::sum(a), u16::from(proto.0)), len)
+        }
+        NetKind::Ipv6 => {
+            let a = field::range(
+                buf,
+                m.net_offset.saturating_add(8),
+                m.net_offset.saturating_add(40),
+            );
+            let len = u32::try_from(len).unwrap_or(u32::MAX);
+            let s = checksum::add(checksum::sum(a), (len >> 16) as u16);
+            checksum::add(checksum::add(s, (len & 0xffff) as u16), u16::from(proto.0))
+        }
+        _ => return Ok(false),
+    };
+    let zero = match (m.transport, m.net) {
+        (TransportKind::Udp, NetKind::Ipv4) => checksum::ZeroField::NoChecksum,
+        (TransportKind::Udp, _) => checksum::ZeroField::Invalid,
+        _ => checksum::ZeroField::Value,
+    };
+    let value = field::get_u16(buf, t.saturating_add(field_at));
+    Ok(checksum::classify(value, pseudo, zero) == ChecksumState::Partial)
 }
 
 /// Computes the UDP or TCP checksum over the whole segment (a zero UDP
