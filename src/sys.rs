@@ -610,6 +610,17 @@ mod linux {
         Ok(unsafe { OwnedFd::from_raw_fd(fd) })
     }
 
+    /// `BPF_LINK_DETACH`: detaches the link's program now, whoever else still holds the
+    /// link fd (a child process between fork and exec does, for a moment).
+    pub fn link_detach(link_fd: BorrowedFd<'_>) -> io::Result<()> {
+        // SAFETY: plain syscall on a valid fd; libbpf returns -errno.
+        let ret = unsafe { libbpf_sys::bpf_link_detach(link_fd.as_raw_fd()) };
+        if ret < 0 {
+            return Err(io::Error::from_raw_os_error(-ret));
+        }
+        Ok(())
+    }
+
     /// Attaches the TC program `prog_fd` to the ingress of `ifindex` as a tcx `bpf_link`
     /// (kernel 6.6+; older kernels answer `EINVAL`). Closing the fd detaches it.
     pub fn tcx_ingress_link_create(prog_fd: BorrowedFd<'_>, ifindex: u32) -> io::Result<OwnedFd> {

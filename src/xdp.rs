@@ -501,18 +501,33 @@ impl XdpProgram {
     }
 
     fn detach_responder(&mut self) {
-        if let Some(TcAttachment::Netlink) = self.responder_attached.take() {
-            let ifindex = self.ifindex;
-            if let Some(p) = self.obj.progs().find(|p| p.name() == RESPONDER_PROG) {
-                let _ = tc_hook(p.as_fd(), ifindex).detach();
+        match self.responder_attached.take() {
+            Some(TcAttachment::Netlink) => {
+                let ifindex = self.ifindex;
+                if let Some(p) = self.obj.progs().find(|p| p.name() == RESPONDER_PROG) {
+                    let _ = tc_hook(p.as_fd(), ifindex).detach();
+                }
             }
+            // Detached now, not when the last copy of the fd closes (see detach_xdp).
+            Some(TcAttachment::Link(fd)) => {
+                let _ = sys::link_detach(fd.as_fd());
+            }
+            None => {}
         }
-        // A tcx link detaches when its fd closes, right here.
     }
 
     fn detach_xdp(&mut self) {
-        if let Some(Attachment::Netlink(flags, _)) = self.attached.take() {
-            let _ = sys::xdp_netlink_attach(self.ifindex, None, flags);
+        match self.attached.take() {
+            Some(Attachment::Netlink(flags, _)) => {
+                let _ = sys::xdp_netlink_attach(self.ifindex, None, flags);
+            }
+            // Closing our fd detaches the program only once no other process holds a
+            // copy; a child forked by another thread holds one until it execs. Detach
+            // explicitly, so the program is gone when the drop returns.
+            Some(Attachment::Link(fd, _)) => {
+                let _ = sys::link_detach(fd.as_fd());
+            }
+            None => {}
         }
     }
 
