@@ -1,25 +1,26 @@
-//! async_udp_echo: a UDP echo service on an address of its own, on tokio. Every
-//! IPv4/UDP datagram to `--ip` (and `--port`, if given) goes back to its sender,
-//! zero-copy (MACs, IPs and ports swapped in place); everything else is dropped.
-//! ARP is not answered: give clients a static neighbour entry.
+//! async_udp_echo: a UDP echo service on addresses of its own, on tokio. Every UDP
+//! datagram to `--ip` (IPv4) or `--ip6` (IPv6) — and `--port`, if given — goes back
+//! to its sender, zero-copy (MACs, IPs and ports swapped in place; a checksum the
+//! sender left to an offload is completed). The embedded program steers only those
+//! addresses to the socket and answers ARP and IPv6 neighbour solicitations for
+//! them, so a stock client needs no neighbour entry.
 //!
 //! ```sh
-//! sudo target/release/examples/async_udp_echo --iface fx0 --ip 198.18.0.1 [--port 7]
-//!      [--queue 0] [--mode auto|native|generic] [--duration SECS]
+//! sudo target/release/examples/async_udp_echo --iface fx0 --ip 198.18.0.1 [--ip6 2001:2::1]
+//!      [--port 7] [--queue 0] [--mode auto|native|generic] [--duration SECS]
 //! ```
 
 mod common;
 
-use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::Args;
 use fluxcapacitor::proto::edit::udp_reply_in_place;
-use fluxcapacitor::FluxBuilder;
+use fluxcapacitor::{FluxBuilder, SteeringFilter};
 
-const USAGE: &str = "async_udp_echo --iface IF --ip A [--port P] [--queue Q] \
+const USAGE: &str = "async_udp_echo --iface IF (--ip A | --ip6 A6 | both) [--port P] [--queue Q] \
 [--mode auto|native|generic] [--duration SECS]";
 
 #[tokio::main]
@@ -33,17 +34,22 @@ async fn main() {
 
 async fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let iface = args.req("iface");
-    let ip = args.ip("ip", Ipv4Addr::UNSPECIFIED);
-    if ip.is_unspecified() {
-        common::die(USAGE, "--ip is required");
-    }
+    let (ip, ip6) = args.service_addrs();
     let port = args.str("port").map(|_| args.num("port", 0u16));
+    // Only the service's addresses come to the socket, and the embedded program answers
+    // ARP / neighbour solicitations for them: a stock client needs nothing set up.
     let flux = FluxBuilder::new(&iface)
         .queue(args.num("queue", 0))
         .xdp_mode(args.xdp_mode())
         .frame_size(2048)
+        .filter(SteeringFilter::serving(ip, ip6))
         .build()?;
     println!("{}", flux.report());
+    println!(
+        "async_udp_echo: echoing UDP to {}{}",
+        common::describe_addrs(ip, ip6),
+        port.map(|p| format!(" port {p}")).unwrap_or_default()
+    );
     let (mut rx, mut tx) = flux.split_async()?;
 
     let (rx_count, echoed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
@@ -83,7 +89,7 @@ async fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             _ = &mut ctrl_c => break,
         }
         for mut frame in frames.drain(..) {
-            if !common::udp_to(&frame, ip, port) || udp_reply_in_place(&mut frame).is_err() {
+            if !common::udp_to(&frame, ip, ip6, port) || udp_reply_in_place(&mut frame).is_err() {
                 continue; // dropped: back to the pool
             }
             match tx.send(frame).await {

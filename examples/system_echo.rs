@@ -1,26 +1,30 @@
-//! system_echo: a UDP echo service on an address of its own, with the blocking
-//! system-mode handles. Every IPv4/UDP datagram to `--ip` (and `--port`, if given)
-//! goes back to its sender, zero-copy: MACs, IPs and ports swapped in the received
-//! frame, which is then sent as it is. Everything else is dropped (the service owns
-//! the queue; ARP is not answered, so give clients a static neighbour entry).
+//! system_echo: a UDP echo service on addresses of its own, with the blocking
+//! system-mode handles. Every UDP datagram to `--ip` (IPv4) or `--ip6` (IPv6) — and
+//! `--port`, if given — goes back to its sender, zero-copy: MACs, IPs and ports
+//! swapped in the received frame, which is then sent as it is (a checksum the
+//! sender left to an offload, as veth peers and containers do, is completed).
+//! The embedded program steers only those addresses to the socket and answers ARP and
+//! IPv6 neighbour solicitations for them itself, so a stock client — Python's
+//! socket, `socat`, `nc -u` — needs no neighbour entry; everything else goes to the
+//! kernel as usual.
 //!
 //! ```sh
-//! sudo target/release/examples/system_echo --iface fx0 --ip 198.18.0.1 [--port 7]
-//!      [--queue 0] [--mode auto|native|generic] [--duration SECS]
+//! sudo target/release/examples/system_echo --iface fx0 --ip 198.18.0.1 [--ip6 2001:2::1]
+//!      [--port 7] [--queue 0] [--mode auto|native|generic] [--duration SECS]
+//! ip netns exec fxns nc -u 198.18.0.1 7      # the client needs a route, nothing else
 //! ```
 
 mod common;
 
-use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::Args;
 use fluxcapacitor::proto::edit::udp_reply_in_place;
-use fluxcapacitor::FluxBuilder;
+use fluxcapacitor::{FluxBuilder, SteeringFilter};
 
-const USAGE: &str = "system_echo --iface IF --ip A [--port P] [--queue Q] \
+const USAGE: &str = "system_echo --iface IF (--ip A | --ip6 A6 | both) [--port P] [--queue Q] \
 [--mode auto|native|generic] [--duration SECS]";
 
 fn main() {
@@ -33,17 +37,22 @@ fn main() {
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let iface = args.req("iface");
-    let ip = args.ip("ip", Ipv4Addr::UNSPECIFIED);
-    if ip.is_unspecified() {
-        common::die(USAGE, "--ip is required");
-    }
+    let (ip, ip6) = args.service_addrs();
     let port = args.str("port").map(|_| args.num("port", 0u16));
+    // Only the service's addresses come to the socket, and the embedded program answers
+    // ARP / neighbour solicitations for them: a stock client needs nothing set up.
     let flux = FluxBuilder::new(&iface)
         .queue(args.num("queue", 0))
         .xdp_mode(args.xdp_mode())
         .frame_size(2048)
+        .filter(SteeringFilter::serving(ip, ip6))
         .build()?;
     println!("{}", flux.report());
+    println!(
+        "system_echo: echoing UDP to {}{}",
+        common::describe_addrs(ip, ip6),
+        port.map(|p| format!(" port {p}")).unwrap_or_default()
+    );
     let stop = Arc::new(AtomicBool::new(false));
     common::stop_flag_on_signals(stop.clone())?;
     let deadline = args.duration().map(|d| Instant::now() + d);
@@ -76,7 +85,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
         received += rx.recv_batch_timeout(&mut frames, 64, Duration::from_millis(100))? as u64;
         for mut frame in frames.drain(..) {
-            if !common::udp_to(&frame, ip, port) || udp_reply_in_place(&mut frame).is_err() {
+            if !common::udp_to(&frame, ip, ip6, port) || udp_reply_in_place(&mut frame).is_err() {
                 continue; // dropped: back to the pool
             }
             // Wait a little for room rather than drop an answer.

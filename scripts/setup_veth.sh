@@ -7,9 +7,10 @@
 #
 # Defaults: NAME=fx0 (peer: NAMEp, e.g. fx0p), NS=fxns, 1 queue, kernel MTU,
 # 198.18.0.1/30 on the host end and 198.18.0.2/30 on the peer (RFC 2544
-# benchmarking range). IPv6 is disabled on both ends and permanent neighbour
-# entries are added both ways (so traffic flows even when an XDP program on an
-# end swallows ARP). Idempotent: a pair that is already set up as asked is kept
+# benchmarking range). IPv6 is disabled on both ends. No neighbour entries are
+# made by hand: the ends resolve each other like any hosts (a socket that takes
+# every packet of an end answers ARP for its address with
+# `SteeringFilter::answering`, see the README). Idempotent: a pair that is already set up as asked is kept
 # as it is (so a program attached to it keeps running); a half-made or different
 # one of the same names is removed and made again. `--down` is the matching
 # teardown (also idempotent). On success prints a KEY=VALUE block:
@@ -134,8 +135,6 @@ HOST_MAC="$(mac_of "$NAME")"
 PEER_MAC="$(mac_of -n "$NS" "$PEER")"
 [ -n "$HOST_MAC" ] && [ -n "$PEER_MAC" ] || { echo "error: could not read MAC addresses" >&2; exit 1; }
 
-ip -n "$NS" neigh replace "$HOST_IP" lladdr "$HOST_MAC" dev "$PEER" nud permanent
-ip neigh replace "$PEER_IP" lladdr "$PEER_MAC" dev "$NAME" nud permanent
 
 trap - EXIT
 print_block

@@ -12,7 +12,9 @@ use crate::socket::{self, BindMode, BindParams, RingSizes};
 use crate::sys;
 use crate::umem::{FramePool, Umem, UmemConfig};
 use crate::watch::{self, LinkDown, WatchParams};
-use crate::xdp::{SteeringFilter, XdpAttach, XdpMode, XdpProgram, MAX_FILTER_PORTS};
+use crate::xdp::{
+    SteeringFilter, XdpAttach, XdpMode, XdpProgram, MAX_FILTER_PORTS, MAX_NEIGHBOUR_ADDRS,
+};
 
 /// Smallest frame (chunk) the kernel accepts.
 pub const MIN_FRAME_SIZE: u32 = 2048;
@@ -391,6 +393,17 @@ impl FluxBuilder {
         if self.filter.dst_ports.len() > MAX_FILTER_PORTS {
             return Err(ConfigError::Conflict(
                 "the steering filter takes at most 8 ports",
+            ));
+        }
+        let nd = &self.filter.neighbours;
+        if nd.ipv4.len() > MAX_NEIGHBOUR_ADDRS || nd.ipv6.len() > MAX_NEIGHBOUR_ADDRS {
+            return Err(ConfigError::Conflict(
+                "the neighbour responder takes at most 4 addresses of each family",
+            ));
+        }
+        if !self.load_xdp && !nd.is_empty() {
+            return Err(ConfigError::Conflict(
+                "the neighbour responder is part of the embedded program (load_xdp(true))",
             ));
         }
         if !self.load_xdp && (!self.filter.is_empty() || self.drop_every_other) {

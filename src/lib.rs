@@ -120,7 +120,7 @@ pub use umem::{FrameCounts, FramePool, Umem, UmemConfig};
 pub use watch::{DeviceError, DeviceEvent, DeviceStatus, LinkDown};
 #[cfg(target_os = "linux")]
 pub use xdp::XdpProgram;
-pub use xdp::{AttachedMode, ProgramCounters, SteeringFilter, XdpAttach, XdpMode};
+pub use xdp::{AttachedMode, Neighbours, ProgramCounters, SteeringFilter, XdpAttach, XdpMode};
 
 /// The README's examples, compiled (and the simulated-device one run) as doc tests.
 #[cfg(all(
@@ -129,7 +129,8 @@ pub use xdp::{AttachedMode, ProgramCounters, SteeringFilter, XdpAttach, XdpMode}
     feature = "sim",
     feature = "engine",
     feature = "system",
-    feature = "async"
+    feature = "async",
+    feature = "proto"
 ))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

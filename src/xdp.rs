@@ -59,6 +59,10 @@ impl fmt::Display for AttachedMode {
 
 /// Steering rules for the default program: only matching packets go to the socket,
 /// everything else to the kernel stack. Empty rules redirect everything.
+///
+/// [`neighbours`](Self::neighbours) is not a steering rule: the addresses there are
+/// answered by the program itself (ARP, IPv6 neighbour discovery) before any rule is
+/// looked at, and what it does not answer is steered by the rules as any packet.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SteeringFilter {
     /// EtherType (host order), e.g. `0x0800`.
@@ -69,21 +73,140 @@ pub struct SteeringFilter {
     pub dst_ports: Vec<u16>,
     /// Destination IPv4 address. ARP packets whose target is this address match
     /// too (unless a protocol or port rule is set), so an application that owns an
-    /// address sees the ARP for it.
+    /// address sees the ARP for it (unless [`neighbours`](Self::neighbours) answers
+    /// it first). With an address rule of one family only, packets of the other IP
+    /// family do not match.
     pub dst_ipv4: Option<std::net::Ipv4Addr>,
-    /// Destination IPv6 address.
+    /// Destination IPv6 address (see [`dst_ipv4`](Self::dst_ipv4) for the other
+    /// family).
     pub dst_ipv6: Option<std::net::Ipv6Addr>,
     /// One socket per port: packets for `dst_ports[i]` on queue `q` go to XSKMAP key
     /// `q + i * queues` (register sockets there with
     /// [`FluxBuilder::xskmap_key`](crate::FluxBuilder::xskmap_key)), so several
     /// sockets sharing a UMEM can split one queue by destination port.
     pub split_by_port: bool,
+    /// Addresses the program answers neighbour discovery for itself (see
+    /// [`Neighbours`]); empty by default: nothing is answered.
+    pub neighbours: Neighbours,
 }
 
 impl SteeringFilter {
-    /// No rule set.
+    /// No steering rule set (whatever [`neighbours`](Self::neighbours) holds): every
+    /// packet on a queue with a socket goes to it.
     pub fn is_empty(&self) -> bool {
-        *self == SteeringFilter::default()
+        SteeringFilter {
+            neighbours: Neighbours::default(),
+            ..self.clone()
+        } == SteeringFilter::default()
+    }
+
+    /// These rules, with the program also answering neighbour discovery for `addrs`
+    /// (added to [`neighbours`](Self::neighbours); the interface's MAC unless
+    /// [`Neighbours::mac`] is set). For a socket that takes every packet (empty
+    /// rules) and serves an address, so that clients can resolve it:
+    ///
+    /// ```
+    /// # use fluxcapacitor::SteeringFilter;
+    /// let f = SteeringFilter::default().answering(["198.18.0.1".parse().unwrap()]);
+    /// assert!(f.is_empty()); // still no steering rule: everything goes to the socket
+    /// assert_eq!(f.neighbours.ipv4.len(), 1);
+    /// ```
+    pub fn answering(mut self, addrs: impl IntoIterator<Item = std::net::IpAddr>) -> Self {
+        let more = Neighbours::for_addrs(addrs);
+        self.neighbours.ipv4.extend(more.ipv4);
+        self.neighbours.ipv6.extend(more.ipv6);
+        self
+    }
+
+    /// The rules for a service that owns `ipv4` and/or `ipv6` on the interface:
+    /// packets to those addresses go to the socket, the program answers ARP and
+    /// Neighbor Solicitations for them with the interface's MAC, and everything else
+    /// (the host's own traffic) goes to the kernel.
+    ///
+    /// ```
+    /// # use fluxcapacitor::SteeringFilter;
+    /// let f = SteeringFilter::serving(Some("198.18.0.1".parse().unwrap()), None);
+    /// assert_eq!(f.neighbours.ipv4.len(), 1);
+    /// assert!(!f.is_empty());
+    /// ```
+    pub fn serving(
+        ipv4: Option<std::net::Ipv4Addr>,
+        ipv6: Option<std::net::Ipv6Addr>,
+    ) -> SteeringFilter {
+        SteeringFilter {
+            dst_ipv4: ipv4,
+            dst_ipv6: ipv6,
+            neighbours: Neighbours {
+                ipv4: ipv4.into_iter().collect(),
+                ipv6: ipv6.into_iter().collect(),
+                mac: None,
+            },
+            ..SteeringFilter::default()
+        }
+    }
+}
+
+/// Maximum addresses of each family in [`Neighbours`].
+pub const MAX_NEIGHBOUR_ADDRS: usize = 4;
+
+/// Neighbour discovery answered by the embedded program itself, with `XDP_TX`, so
+/// that a stock client (whose kernel resolves the service's address before sending)
+/// reaches the socket with no static neighbour entry — in engine, system and async
+/// mode alike, and with no user-space code.
+///
+/// Answered, for the listed addresses, on untagged frames, on every queue, by the
+/// embedded object itself: its XDP program hands these requests to the kernel path
+/// before any steering (so they never reach the socket), and its `flux_nd` TC ingress
+/// program, attached with the XDP program, turns them into the reply and sends it out
+/// of the interface (not `XDP_TX`: a veth in native mode drops `XDP_TX` frames unless
+/// its peer runs NAPI, which a stock client's end does not):
+/// * ARP requests (Ethernet/IPv4) → an ARP reply from `mac`. Gratuitous requests
+///   (sender address == target address) are not answered.
+/// * ICMPv6 Neighbor Solicitations (hop limit 255, right checksum, no option or one
+///   8-byte option, not a DAD probe from `::`) → a solicited Neighbor Advertisement
+///   (flags S and O) from the target address to the soliciting address, with the
+///   target link-layer address option.
+///
+/// A request for a listed address that is not answered (gratuitous, malformed, odd
+/// options) continues to the kernel stack, which ignores it unless it owns the
+/// address. Everything else — ARP replies, requests for other addresses, VLAN-tagged
+/// requests, other ICMPv6 — is steered by the [`SteeringFilter`] rules like any other
+/// packet (with empty rules: to the socket). [`ProgramCounters::nd_requests`] counts
+/// the requests handed over per queue, [`XdpProgram::neighbour_replies`] the answers.
+///
+/// The TC program is attached as a tcx link on kernels 6.6 and later (detached when
+/// the program is dropped or the process dies), else through a `clsact` qdisc
+/// (detached on drop; a process that is killed leaves that filter behind, and the
+/// qdisc stays).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Neighbours {
+    /// IPv4 addresses whose ARP requests are answered (at most
+    /// [`MAX_NEIGHBOUR_ADDRS`]).
+    pub ipv4: Vec<std::net::Ipv4Addr>,
+    /// IPv6 addresses whose Neighbor Solicitations are answered (at most
+    /// [`MAX_NEIGHBOUR_ADDRS`]).
+    pub ipv6: Vec<std::net::Ipv6Addr>,
+    /// The link-layer address to answer with; `None`: the interface's own MAC, read
+    /// when the program is loaded.
+    pub mac: Option<[u8; 6]>,
+}
+
+impl Neighbours {
+    /// Answer for these addresses, with the interface's MAC.
+    pub fn for_addrs(addrs: impl IntoIterator<Item = std::net::IpAddr>) -> Neighbours {
+        let mut n = Neighbours::default();
+        for a in addrs {
+            match a {
+                std::net::IpAddr::V4(a) => n.ipv4.push(a),
+                std::net::IpAddr::V6(a) => n.ipv6.push(a),
+            }
+        }
+        n
+    }
+
+    /// No address to answer for.
+    pub fn is_empty(&self) -> bool {
+        self.ipv4.is_empty() && self.ipv6.is_empty()
     }
 }
 
@@ -98,6 +221,9 @@ pub struct ProgramCounters {
     pub filtered: u64,
     /// Packets dropped by the program's test hook.
     pub dropped: u64,
+    /// ARP requests and Neighbor Solicitations for [`Neighbours`] addresses handed to
+    /// the responder instead of the socket.
+    pub nd_requests: u64,
 }
 
 #[cfg(target_os = "linux")]
@@ -108,6 +234,7 @@ struct CountersRaw {
     passed: u64,
     filtered: u64,
     dropped: u64,
+    nd_requests: u64,
 }
 
 #[cfg(target_os = "linux")]
@@ -125,10 +252,17 @@ struct ConfigRaw {
     drop_every_other: u32,
     split_ports: u32,
     nqueues: u32,
+    nd_mac: [u8; 6],
+    nd_n4: u8,
+    nd_n6: u8,
+    nd_ip4: [u32; MAX_NEIGHBOUR_ADDRS],
+    nd_ip6: [[u8; 16]; MAX_NEIGHBOUR_ADDRS],
 }
 
 #[cfg(target_os = "linux")]
-const _: () = assert!(std::mem::size_of::<ConfigRaw>() == 56);
+const CONFIG_LEN: usize = 144;
+#[cfg(target_os = "linux")]
+const _: () = assert!(std::mem::size_of::<ConfigRaw>() == CONFIG_LEN);
 
 #[cfg(target_os = "linux")]
 /// The compiled default program, embedded at build time (the same object the
@@ -148,6 +282,22 @@ pub struct XdpProgram {
     attached: Option<Attachment>,
     /// The loaded program's id (what `bpf_xdp_query` reports while it is attached).
     id: u32,
+    /// The neighbour responder is loaded (and attached with the XDP program).
+    responder: bool,
+    responder_attached: Option<TcAttachment>,
+}
+
+#[cfg(target_os = "linux")]
+/// The name of the TC half of the neighbour responder in the embedded object.
+const RESPONDER_PROG: &str = "flux_nd";
+
+#[cfg(target_os = "linux")]
+enum TcAttachment {
+    /// A tcx link: detaches when this fd closes.
+    Link(#[allow(dead_code)] OwnedFd),
+    /// A `clsact` filter (kernels before 6.6), [`TC_HANDLE`] / [`TC_PRIORITY`] on the
+    /// program's interface: detached in Drop.
+    Netlink,
 }
 
 #[cfg(target_os = "linux")]
@@ -216,8 +366,9 @@ impl XdpProgram {
             }
         }
         let prog_name = if frags { "flux_xsk_frags" } else { "flux_xsk" };
+        let responder = !filter.neighbours.is_empty();
         for mut p in open.progs_mut() {
-            let keep = p.name() == prog_name;
+            let keep = p.name() == prog_name || (responder && p.name() == RESPONDER_PROG);
             p.set_autoload(keep);
         }
         let obj = open.load().map_err(|e| {
@@ -235,11 +386,14 @@ impl XdpProgram {
             ifname: ifname.to_string(),
             attached: None,
             id: 0,
+            responder,
+            responder_attached: None,
         };
         prog.id = prog
             .with_prog_fd(sys::prog_id)?
             .map_err(|e| Error::kernel(Stage::Load, e))?;
-        prog.set_config(filter, drop_every_other, queues)?;
+        let nd_mac = neighbour_mac(ifname, &filter.neighbours)?;
+        prog.set_config(filter, drop_every_other, queues, nd_mac)?;
         Ok(prog)
     }
 
@@ -254,7 +408,13 @@ impl XdpProgram {
             })
     }
 
-    fn set_config(&self, f: &SteeringFilter, drop_every_other: bool, queues: u32) -> Result<()> {
+    fn set_config(
+        &self,
+        f: &SteeringFilter,
+        drop_every_other: bool,
+        queues: u32,
+        nd_mac: [u8; 6],
+    ) -> Result<()> {
         let mut c = ConfigRaw {
             enabled: (!f.is_empty()) as u32,
             drop_every_other: drop_every_other as u32,
@@ -273,6 +433,16 @@ impl XdpProgram {
             .map(|a| u32::from_ne_bytes(a.octets()))
             .unwrap_or(0);
         c.dst_ip6 = f.dst_ipv6.map(|a| a.octets()).unwrap_or([0; 16]);
+        c.nd_mac = nd_mac;
+        let n = &f.neighbours;
+        c.nd_n4 = n.ipv4.len().min(MAX_NEIGHBOUR_ADDRS) as u8;
+        c.nd_n6 = n.ipv6.len().min(MAX_NEIGHBOUR_ADDRS) as u8;
+        for (d, a) in c.nd_ip4.iter_mut().zip(&n.ipv4) {
+            *d = u32::from_ne_bytes(a.octets());
+        }
+        for (d, a) in c.nd_ip6.iter_mut().zip(&n.ipv6) {
+            *d = a.octets();
+        }
         let bytes = config_bytes(&c);
         self.map("flux_cfg")?
             .update(&0u32.to_ne_bytes(), &bytes, MapFlags::ANY)
@@ -294,10 +464,11 @@ impl XdpProgram {
             })
     }
 
-    /// Attaches to the interface by `how`. When another program is there it refuses,
-    /// naming it ([`Error::ProgramAlreadyAttached`]), unless `replace`: then that
-    /// program is detached first (its `bpf_link` detached, or its netlink
-    /// attachment removed while it is still that program).
+    /// Attaches to the interface by `how`, with the neighbour responder when the
+    /// filter has [`Neighbours`]. When another program is there it refuses, naming it
+    /// ([`Error::ProgramAlreadyAttached`]), unless `replace`: then that program is
+    /// detached first (its `bpf_link` detached, or its netlink attachment removed
+    /// while it is still that program).
     pub fn attach(&mut self, mode: XdpMode, how: XdpAttach, replace: bool) -> Result<AttachInfo> {
         let mut replaced = None;
         if let Some(e) = existing_program(&self.ifname, self.ifindex) {
@@ -306,14 +477,115 @@ impl XdpProgram {
             }
             replaced = Some(remove_existing(self.ifindex, e)?);
         }
-        let mut info = self.attach_new(mode, how)?;
+        let mut info = self.attach_xdp(mode, how)?;
         if let Some(r) = replaced {
             info.reason = format!("{}; replaced {r}", info.reason);
+        }
+        if self.responder {
+            if let Err(e) = self.attach_responder() {
+                self.detach_xdp();
+                return Err(e);
+            }
         }
         Ok(info)
     }
 
-    fn attach_new(&mut self, mode: XdpMode, how: XdpAttach) -> Result<AttachInfo> {
+    /// Attaches `flux_nd` to the interface's TC ingress: a tcx link, else a `clsact`
+    /// filter.
+    fn attach_responder(&mut self) -> Result<()> {
+        let ifindex = self.ifindex;
+        let prog = self
+            .obj
+            .progs()
+            .find(|p| p.name() == RESPONDER_PROG)
+            .ok_or_else(|| Error::Kernel {
+                stage: Stage::Attach,
+                hint: Some("the neighbour responder is missing from the embedded object"),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            })?;
+        let attached = match sys::tcx_ingress_link_create(prog.as_fd(), ifindex) {
+            Ok(link) => TcAttachment::Link(link),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP)) => {
+                // No tcx (kernel < 6.6): a filter on the clsact qdisc.
+                let mut hook = tc_hook(prog.as_fd(), ifindex);
+                let tc = |e: libbpf_rs::Error| {
+                    Error::Kernel {
+                    stage: Stage::Attach,
+                    hint: Some(
+                        "attaching the neighbour responder to TC ingress failed (needs cls_bpf / clsact)",
+                    ),
+                    source: std::io::Error::other(e.to_string()),
+                }
+                };
+                hook.create().map_err(tc)?;
+                hook.attach().map_err(tc)?;
+                TcAttachment::Netlink
+            }
+            Err(e) => {
+                return Err(Error::Kernel {
+                    stage: Stage::Attach,
+                    hint: Some("attaching the neighbour responder to TC ingress failed"),
+                    source: e,
+                })
+            }
+        };
+        self.responder_attached = Some(attached);
+        Ok(())
+    }
+
+    fn detach_responder(&mut self) {
+        match self.responder_attached.take() {
+            Some(TcAttachment::Netlink) => {
+                let ifindex = self.ifindex;
+                if let Some(p) = self.obj.progs().find(|p| p.name() == RESPONDER_PROG) {
+                    let _ = tc_hook(p.as_fd(), ifindex).detach();
+                }
+            }
+            // Detached now, not when the last copy of the fd closes (see detach_xdp).
+            Some(TcAttachment::Link(fd)) => {
+                let _ = sys::link_detach(fd.as_fd());
+            }
+            None => {}
+        }
+    }
+
+    fn detach_xdp(&mut self) {
+        match self.attached.take() {
+            Some(Attachment::Netlink(flags, _)) => {
+                // Only while it is still ours: a program someone attached in its place
+                // stays.
+                let ifindex = self.ifindex;
+                let _ = self.with_prog_fd(|fd| sys::xdp_detach_expected(ifindex, flags, fd));
+            }
+            // Closing our fd detaches the program only once no other process holds a
+            // copy; a child forked by another thread holds one until it execs. Detach
+            // explicitly, so the program is gone when the drop returns.
+            Some(Attachment::Link(fd, _)) => {
+                let _ = sys::link_detach(fd.as_fd());
+            }
+            None => {}
+        }
+    }
+
+    /// Neighbour answers (ARP replies, Neighbor Advertisements) the responder sent,
+    /// summed over CPUs (0 without [`Neighbours`]).
+    pub fn neighbour_replies(&self) -> Result<u64> {
+        let per_cpu = self
+            .map("flux_nd_stats")?
+            .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|e| Error::Bpf {
+                stage: Stage::Query,
+                source: e,
+            })?
+            .unwrap_or_default();
+        Ok(per_cpu
+            .iter()
+            .filter_map(|v| v.get(..8).and_then(|b| b.try_into().ok()))
+            .map(u64::from_ne_bytes)
+            .sum())
+    }
+
+    fn attach_xdp(&mut self, mode: XdpMode, how: XdpAttach) -> Result<AttachInfo> {
         let try_link = |this: &Self, flags: u32| -> Result<std::io::Result<OwnedFd>> {
             if how == XdpAttach::Netlink {
                 return Ok(Err(std::io::Error::from_raw_os_error(libc::EOPNOTSUPP)));
@@ -509,6 +781,7 @@ impl XdpProgram {
             c.passed += r.passed;
             c.filtered += r.filtered;
             c.dropped += r.dropped;
+            c.nd_requests += r.nd_requests;
         }
         Ok(c)
     }
@@ -521,6 +794,47 @@ impl XdpProgram {
     /// The program's id (as `bpftool prog` and `ip link` show it).
     pub fn id(&self) -> u32 {
         self.id
+    }
+
+    /// Runs the loaded program once on `frame` as if received on queue 0
+    /// (`BPF_PROG_TEST_RUN`; attached or not): the XDP action (`XDP_PASS` = 2,
+    /// `XDP_TX` = 3, `XDP_REDIRECT` = 4, ...) and the frame as the program left it.
+    /// For tests of the program's own behaviour (steering, neighbour answers).
+    #[doc(hidden)]
+    pub fn test_run(&mut self, frame: &[u8]) -> Result<(u32, Vec<u8>)> {
+        let name = self.prog_name;
+        self.test_run_prog(name, frame)
+    }
+
+    /// [`XdpProgram::test_run`] for the TC half of the neighbour responder: the TC
+    /// action (`TC_ACT_OK` = 0, `TC_ACT_REDIRECT` = 7) and the frame it leaves.
+    #[doc(hidden)]
+    pub fn test_run_responder(&mut self, frame: &[u8]) -> Result<(u32, Vec<u8>)> {
+        self.test_run_prog(RESPONDER_PROG, frame)
+    }
+
+    fn test_run_prog(&mut self, name: &str, frame: &[u8]) -> Result<(u32, Vec<u8>)> {
+        let mut out = vec![0u8; frame.len() + 4096];
+        let prog = self
+            .obj
+            .progs_mut()
+            .find(|p| p.name() == name)
+            .ok_or_else(|| Error::Kernel {
+                stage: Stage::Query,
+                hint: Some("program missing from the embedded object"),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            })?;
+        let input = libbpf_rs::ProgramInput {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ..Default::default()
+        };
+        let output = prog.test_run(input).map_err(|e| Error::Bpf {
+            stage: Stage::Query,
+            source: e,
+        })?;
+        let data = output.data.map(|d| d.to_vec()).unwrap_or_default();
+        Ok((output.return_value, data))
     }
 }
 
@@ -576,18 +890,50 @@ fn remove_existing(ifindex: u32, existing: Error) -> Result<String> {
 #[cfg(target_os = "linux")]
 impl Drop for XdpProgram {
     fn drop(&mut self) {
-        if let Some(Attachment::Netlink(flags, _)) = self.attached.take() {
-            // Only while it is still ours: a program someone attached in its place stays.
-            let ifindex = self.ifindex;
-            let _ = self.with_prog_fd(|fd| sys::xdp_detach_expected(ifindex, flags, fd));
-        }
+        self.detach_responder();
+        self.detach_xdp();
         // A link detaches when its fd closes, right here.
     }
 }
 
+/// Handle and priority of the responder's `clsact` filter: uncommon values, so that a
+/// user's own filters (which tools number from 1) are neither replaced nor removed.
 #[cfg(target_os = "linux")]
-fn config_bytes(c: &ConfigRaw) -> [u8; 56] {
-    let mut b = [0u8; 56];
+const TC_HANDLE: u32 = 0xf1dd;
+#[cfg(target_os = "linux")]
+const TC_PRIORITY: u32 = 0xf1dd;
+
+/// The `clsact` ingress filter of the responder (kernels without tcx).
+#[cfg(target_os = "linux")]
+fn tc_hook(prog: BorrowedFd<'_>, ifindex: u32) -> libbpf_rs::TcHook {
+    let mut hook = libbpf_rs::TcHook::new(prog);
+    hook.ifindex(ifindex as i32)
+        .replace(true)
+        .handle(TC_HANDLE)
+        .priority(TC_PRIORITY)
+        .attach_point(libbpf_rs::TC_INGRESS);
+    hook
+}
+
+/// The MAC neighbour answers carry: the configured one, else the interface's.
+#[cfg(target_os = "linux")]
+fn neighbour_mac(ifname: &str, n: &Neighbours) -> Result<[u8; 6]> {
+    match n.mac {
+        Some(m) => Ok(m),
+        None if n.is_empty() => Ok([0; 6]),
+        None => sys::if_hwaddr(ifname).map_err(|e| Error::Kernel {
+            stage: Stage::Load,
+            hint: Some(
+                "reading the interface's MAC for the neighbour responder failed; set Neighbours::mac",
+            ),
+            source: e,
+        }),
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn config_bytes(c: &ConfigRaw) -> [u8; CONFIG_LEN] {
+    let mut b = [0u8; CONFIG_LEN];
     b[0..4].copy_from_slice(&c.enabled.to_ne_bytes());
     b[4..6].copy_from_slice(&c.ether_type.to_ne_bytes());
     b[6] = c.ip_proto;
@@ -600,6 +946,15 @@ fn config_bytes(c: &ConfigRaw) -> [u8; 56] {
     b[44..48].copy_from_slice(&c.drop_every_other.to_ne_bytes());
     b[48..52].copy_from_slice(&c.split_ports.to_ne_bytes());
     b[52..56].copy_from_slice(&c.nqueues.to_ne_bytes());
+    b[56..62].copy_from_slice(&c.nd_mac);
+    b[62] = c.nd_n4;
+    b[63] = c.nd_n6;
+    for (i, a) in c.nd_ip4.iter().enumerate() {
+        b[64 + 4 * i..68 + 4 * i].copy_from_slice(&a.to_ne_bytes());
+    }
+    for (i, a) in c.nd_ip6.iter().enumerate() {
+        b[80 + 16 * i..96 + 16 * i].copy_from_slice(a);
+    }
     b
 }
 
@@ -616,5 +971,6 @@ fn counters_from_bytes(v: &[u8]) -> CountersRaw {
         passed: word(1),
         filtered: word(2),
         dropped: word(3),
+        nd_requests: word(4),
     }
 }

@@ -782,6 +782,7 @@ fn stat_rx_dropped(mode: XdpMode) {
     let opts = VethOpts {
         queues: 1,
         mtu: Some(3000),
+        ..Default::default()
     };
     // Deliberately oversized for the frames: opt into the kernel's drops.
     let mut l = link(
@@ -1311,11 +1312,12 @@ fn unprivileged_child() {
 fn multi_queue(mode: XdpMode) {
     let pair = VethPair::new(VethOpts {
         queues: 2,
-        mtu: None,
+        ..Default::default()
     });
     let mut q0 = FluxBuilder::new(&pair.host)
         .xdp_mode(mode)
         .queue(0)
+        .filter(SteeringFilter::default().answering([pair.host_ip.into()]))
         .build()
         .expect("queue 0");
     let mut q1 = FluxBuilder::new(&pair.host)
@@ -1380,6 +1382,7 @@ fn multi_buffer(mode: XdpMode) {
     let opts = VethOpts {
         queues: 1,
         mtu: Some(9000),
+        ..Default::default()
     };
     let mut l = link(
         mode,

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use common::raw::{kick_all, queue_tx, reap};
 use common::*;
 use fluxcapacitor::raw::RawParts;
-use fluxcapacitor::{BindMode, ConfigError, Error, Flux, FluxBuilder, RingSizes, XdpMode};
+use fluxcapacitor::{
+    BindMode, ConfigError, Error, Flux, FluxBuilder, RingSizes, SteeringFilter, XdpMode,
+};
 
 const N: u32 = 10_000;
 const PORT: u16 = 7000;
@@ -116,6 +118,7 @@ fn rx_test(mode: XdpMode) {
     let pair = VethPair::new(VethOpts::default());
     let mut flux = FluxBuilder::new(&pair.host)
         .xdp_mode(mode)
+        .filter(SteeringFilter::default().answering([pair.host_ip.into()]))
         .frame_count(4096)
         .frame_size(2048)
         .ring_sizes(RingSizes {
@@ -291,6 +294,7 @@ fn both_directions_on_one_socket() {
         .frame_count(4096)
         .frame_size(2048)
         .ring_size(2048)
+        .filter(SteeringFilter::default().answering([pair.host_ip.into()]))
         .build()
         .expect("build");
     // Socket -> peer, interleaved with the receive (built before traffic starts).

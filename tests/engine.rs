@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use fluxcapacitor::engine::{Engine, Queues, Verdict};
-use fluxcapacitor::{Error, FluxBuilder, RingSizes, XdpMode};
+use fluxcapacitor::{Error, FluxBuilder, RingSizes, SteeringFilter, XdpMode};
 
 const N: u32 = 10_000;
 const PORT: u16 = 7100;
@@ -38,8 +38,13 @@ fn l2fwd_round_trip_swaps_macs() {
     }
     let pair = VethPair::new(VethOpts::default());
     let cap = Capture::open(&pair.ns, &pair.peer);
+    let ip = pair.host_ip;
     let engine = Engine::builder(&pair.host)
-        .configure(|b: FluxBuilder| b.frame_size(2048).ring_size(2048))
+        .configure(move |b: FluxBuilder| {
+            b.frame_size(2048)
+                .ring_size(2048)
+                .filter(SteeringFilter::default().answering([ip.into()]))
+        })
         .build()
         .expect("engine");
     let stop = engine.stop_handle();
@@ -169,7 +174,9 @@ fn two_ports_forward_over_shared_umem() {
     let a = VethPair::new(VethOpts::default());
     let b = VethPair::new(VethOpts::default());
     let cap_b = Capture::open(&b.ns, &b.peer);
-    let engine = Engine::with_ports(vec![FluxBuilder::new(&a.host), FluxBuilder::new(&b.host)])
+    let a_port =
+        FluxBuilder::new(&a.host).filter(SteeringFilter::default().answering([a.host_ip.into()]));
+    let engine = Engine::with_ports(vec![a_port, FluxBuilder::new(&b.host)])
         .configure(|f: FluxBuilder| f.frame_size(2048).frame_count(8192).ring_size(2048))
         .build()
         .expect("engine");
@@ -226,9 +233,15 @@ fn multi_queue_workers_account_for_every_packet() {
         queues: 2,
         ..Default::default()
     });
+    let ip = pair.host_ip;
     let engine = Engine::builder(&pair.host)
         .queues(Queues::All)
-        .configure(|b: FluxBuilder| b.xdp_mode(XdpMode::Native).frame_size(2048).ring_size(2048))
+        .configure(move |b: FluxBuilder| {
+            b.xdp_mode(XdpMode::Native)
+                .frame_size(2048)
+                .ring_size(2048)
+                .filter(SteeringFilter::default().answering([ip.into()]))
+        })
         .build()
         .expect("engine");
     assert_eq!(engine.reports().len(), 2);
@@ -302,8 +315,14 @@ fn stop_under_traffic_and_callback_panic_leave_frames_accounted() {
     }
     let pair = VethPair::new(VethOpts::default());
     // 1. Stop while traffic flows, with frames on TX.
+    let ip = pair.host_ip;
+    let answering = move |b: FluxBuilder| {
+        b.frame_size(2048)
+            .ring_size(1024)
+            .filter(SteeringFilter::default().answering([ip.into()]))
+    };
     let engine = Engine::builder(&pair.host)
-        .configure(|b: FluxBuilder| b.frame_size(2048).ring_size(1024))
+        .configure(answering)
         .build()
         .unwrap();
     let stop = engine.stop_handle();
@@ -322,7 +341,7 @@ fn stop_under_traffic_and_callback_panic_leave_frames_accounted() {
 
     // 2. A panicking callback stops the engine cleanly with a typed error.
     let engine = Engine::builder(&pair.host)
-        .configure(|b: FluxBuilder| b.frame_size(2048).ring_size(1024))
+        .configure(answering)
         .build()
         .unwrap();
     let stats = engine.stats();

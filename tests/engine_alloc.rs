@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::*;
 use fluxcapacitor::engine::Engine;
-use fluxcapacitor::FluxBuilder;
+use fluxcapacitor::{FluxBuilder, SteeringFilter};
 
 struct Counting;
 
@@ -53,8 +53,13 @@ fn engine_steady_state_allocates_nothing_per_packet() {
         return;
     }
     let pair = VethPair::new(VethOpts::default());
+    let ip = pair.host_ip;
     let engine = Engine::builder(&pair.host)
-        .configure(|b: FluxBuilder| b.frame_size(2048).ring_size(1024))
+        .configure(move |b: FluxBuilder| {
+            b.frame_size(2048)
+                .ring_size(1024)
+                .filter(SteeringFilter::default().answering([ip.into()]))
+        })
         .build()
         .expect("engine");
     let stop = engine.stop_handle();

@@ -7,14 +7,13 @@
 mod common;
 
 use std::collections::HashSet;
-use std::net::UdpSocket;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use common::*;
 use fluxcapacitor::system::{Frame, Rx, SendFailure, Tx};
-use fluxcapacitor::{FluxBuilder, RingSizes};
+use fluxcapacitor::{FluxBuilder, RingSizes, SteeringFilter};
 
 const N: u32 = 10_000;
 const PORT: u16 = 7200;
@@ -28,26 +27,6 @@ fn swap_udp(f: &mut [u8]) {
     a.swap_with_slice(b);
     let (a, b) = f[34..38].split_at_mut(2);
     a.swap_with_slice(b);
-}
-
-/// `SO_NO_CHECK`: send with a zero UDP checksum. A veth peer offloads the checksum
-/// (the frame carries only the pseudo-header sum), which an echo that swaps fields
-/// would send back as it is and the client's kernel would then drop as corrupt.
-/// Payloads are verified byte by byte instead.
-fn no_udp_checksum(sock: &UdpSocket) {
-    use std::os::fd::AsRawFd;
-    let one: libc::c_int = 1;
-    // SAFETY: valid socket fd and a pointer to a live c_int of the given size.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_NO_CHECK,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_NO_CHECK: {}", std::io::Error::last_os_error());
 }
 
 fn assert_at_rest(rx: &mut Rx, tx: &mut Tx, held: u32) {
@@ -76,6 +55,7 @@ fn blocking_receive_10k_verified_with_sends_from_another_thread() {
     let cap = Capture::open(&pair.ns, &pair.peer);
     let (rx, tx) = FluxBuilder::new(&pair.host)
         .frame_size(2048)
+        .filter(SteeringFilter::default().answering([pair.host_ip.into()]))
         .build()
         .expect("flux")
         .split();
@@ -179,14 +159,20 @@ fn blocking_receive_10k_verified_with_sends_from_another_thread() {
     assert_at_rest(&mut rx, &mut tx, 0);
 }
 
+/// A plain client (default socket options: the veth peer leaves its UDP checksums
+/// to an offload) against an echo built with `udp_reply_in_place`, which completes
+/// them.
 #[test]
+#[cfg(feature = "proto")]
 fn echo_round_trip_with_a_real_udp_client() {
+    use std::sync::atomic::{AtomicBool, Ordering};
     if skip_without_root() {
         return;
     }
     let pair = VethPair::new(VethOpts::default());
     let (mut rx, mut tx) = FluxBuilder::new(&pair.host)
         .frame_size(2048)
+        .filter(SteeringFilter::default().answering([pair.host_ip.into()]))
         .build()
         .expect("flux")
         .split();
@@ -200,7 +186,7 @@ fn echo_round_trip_with_a_real_udp_client() {
                 .unwrap();
             for mut f in batch.drain(..) {
                 if parse_udp_frame(&f).is_some_and(|(_, d, _)| d.port() == PORT) {
-                    swap_udp(&mut f);
+                    fluxcapacitor::proto::edit::udp_reply_in_place(&mut f).expect("a UDP frame");
                     tx.try_send(f).expect("TX has room");
                     echoed += 1;
                 }
@@ -212,8 +198,7 @@ fn echo_round_trip_with_a_real_udp_client() {
     const COUNT: u32 = 3000;
     let (host, peer) = (pair.host_addr(PORT), pair.peer_addr(0));
     let checked = in_netns(&pair.ns, move || {
-        let sock = UdpSocket::bind(peer).unwrap();
-        no_udp_checksum(&sock);
+        let sock = std::net::UdpSocket::bind(peer).unwrap();
         sock.connect(host).unwrap();
         sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         let mut buf = [0u8; 2048];
@@ -442,6 +427,7 @@ fn handles_and_frames_drop_in_every_order() {
     for order in orders {
         let (rx, mut tx) = FluxBuilder::new(&pair.host)
             .frame_size(2048)
+            .filter(SteeringFilter::default().answering([pair.host_ip.into()]))
             .busy_retry(Duration::from_secs(3))
             .build()
             .unwrap()

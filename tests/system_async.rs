@@ -8,7 +8,6 @@ mod common;
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::net::UdpSocket;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
@@ -17,7 +16,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use fluxcapacitor::system::tokio::{AsyncRx, AsyncTx};
 use fluxcapacitor::system::{Frame, SendFailure};
-use fluxcapacitor::{FluxBuilder, RingSizes};
+use fluxcapacitor::{FluxBuilder, RingSizes, SteeringFilter};
 
 const N: u32 = 10_000;
 const PORT: u16 = 7300;
@@ -32,9 +31,12 @@ fn swap_udp(f: &mut [u8]) {
     a.swap_with_slice(b);
 }
 
-fn split(host: &str) -> (AsyncRx, AsyncTx) {
+/// Handles on the host end of `pair`, taking every packet and answering ARP for the
+/// host end's address (the peer's kernel resolves it before sending).
+fn split(host: &str, ip: std::net::Ipv4Addr) -> (AsyncRx, AsyncTx) {
     FluxBuilder::new(host)
         .frame_size(2048)
+        .filter(SteeringFilter::default().answering([ip.into()]))
         // The kernel frees a closed socket's queue in the background; tests that
         // rebind at once wait for it (the default 250 ms is short on a busy box).
         .busy_retry(Duration::from_secs(3))
@@ -67,7 +69,7 @@ async fn async_receive_10k_verified_with_sends_from_another_task() {
     }
     let pair = VethPair::new(VethOpts::default());
     let cap = Capture::open(&pair.ns, &pair.peer);
-    let (mut rx, mut tx) = split(&pair.host);
+    let (mut rx, mut tx) = split(&pair.host, pair.host_ip);
     let progress = Arc::new(AtomicU64::new(0));
     let p2 = progress.clone();
     let collector = std::thread::spawn(move || {
@@ -141,32 +143,17 @@ async fn async_receive_10k_verified_with_sends_from_another_task() {
     assert_at_rest(&mut rx, &mut tx, 0).await;
 }
 
-/// `SO_NO_CHECK`: the veth peer would otherwise send offloaded (partial) UDP
-/// checksums, which a field-swapping echo returns as they are; payloads are checked
-/// byte by byte instead.
-fn no_udp_checksum(sock: &UdpSocket) {
-    use std::os::fd::AsRawFd;
-    let one: libc::c_int = 1;
-    // SAFETY: valid socket fd and a pointer to a live c_int of the given size.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_NO_CHECK,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_NO_CHECK: {}", std::io::Error::last_os_error());
-}
-
+/// A plain client (default socket options: the veth peer leaves its UDP checksums
+/// to an offload) against an echo built with `udp_reply_in_place`, which completes
+/// them.
+#[cfg(feature = "proto")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_echo_round_trip_with_a_real_udp_client() {
     if skip_without_root() {
         return;
     }
     let pair = VethPair::new(VethOpts::default());
-    let (mut rx, mut tx) = split(&pair.host);
+    let (mut rx, mut tx) = split(&pair.host, pair.host_ip);
     let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         let mut batch = Vec::new();
@@ -178,7 +165,7 @@ async fn async_echo_round_trip_with_a_real_udp_client() {
             }
             for mut f in batch.drain(..) {
                 if parse_udp_frame(&f).is_some_and(|(_, d, _)| d.port() == PORT) {
-                    swap_udp(&mut f);
+                    fluxcapacitor::proto::edit::udp_reply_in_place(&mut f).expect("a UDP frame");
                     tx.send(f).await.expect("send");
                     echoed += 1;
                 }
@@ -191,8 +178,7 @@ async fn async_echo_round_trip_with_a_real_udp_client() {
     let (host, peer, ns) = (pair.host_addr(PORT), pair.peer_addr(0), pair.ns.clone());
     let checked = tokio::task::spawn_blocking(move || {
         in_netns(&ns, move || {
-            let sock = UdpSocket::bind(peer).unwrap();
-            no_udp_checksum(&sock);
+            let sock = std::net::UdpSocket::bind(peer).unwrap();
             sock.connect(host).unwrap();
             sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
             let mut buf = [0u8; 2048];
@@ -230,7 +216,7 @@ async fn cancelled_receives_lose_no_frame() {
         return;
     }
     let pair = VethPair::new(VethOpts::default());
-    let (mut rx, mut tx) = split(&pair.host);
+    let (mut rx, mut tx) = split(&pair.host, pair.host_ip);
     let progress = Arc::new(AtomicU64::new(0));
     let payloads: Vec<Vec<u8>> = (0..N).map(|i| seq_payload(i, 100)).collect();
     let (ns, src, dst) = (pair.ns.clone(), pair.peer_addr(40200), pair.host_addr(PORT));
@@ -458,9 +444,9 @@ fn handles_frames_and_runtime_drop_in_every_order() {
             .unwrap();
         let payloads: Vec<Vec<u8>> = (0..10).map(|i| seq_payload(i, 80)).collect();
         let (ns, src, dst) = (pair.ns.clone(), pair.peer_addr(42100), pair.host_addr(PORT));
-        let host = pair.host.clone();
+        let (host, host_ip) = (pair.host.clone(), pair.host_ip);
         let (rx, tx, frames) = rt.block_on(async move {
-            let (mut rx, mut tx) = split(&host);
+            let (mut rx, mut tx) = split(&host, host_ip);
             let sender =
                 std::thread::spawn(move || udp_send_from_ns(&ns, src, dst, payloads, None));
             let mut frames = Vec::new();

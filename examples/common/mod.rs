@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -66,6 +66,21 @@ impl Args {
                 .parse()
                 .unwrap_or_else(|_| die(self.usage, &format!("--{k}: bad IPv4 address {v:?}"))),
         }
+    }
+    pub fn ip6(&self, k: &str) -> Option<Ipv6Addr> {
+        self.str(k).map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| die(self.usage, &format!("--{k}: bad IPv6 address {v:?}")))
+        })
+    }
+    /// `--ip` and `--ip6`: the addresses a service owns; at least one is required.
+    pub fn service_addrs(&self) -> (Option<Ipv4Addr>, Option<Ipv6Addr>) {
+        let v4 = self.str("ip").map(|_| self.ip("ip", Ipv4Addr::UNSPECIFIED));
+        let v6 = self.ip6("ip6");
+        if v4.is_none() && v6.is_none() {
+            die(self.usage, "give --ip and/or --ip6");
+        }
+        (v4, v6)
     }
     pub fn xdp_mode(&self) -> fluxcapacitor::XdpMode {
         match self.str("mode").unwrap_or("auto") {
@@ -254,17 +269,27 @@ pub fn stop_flag_on_signals(stop: std::sync::Arc<AtomicBool>) -> Result<(), flux
     Ok(())
 }
 
-/// An IPv4/UDP datagram to `ip` (and `port`, if given)? Parsed with the proto views.
+/// A UDP datagram to `v4` or `v6` (and `port`, if given)? Parsed with the proto views.
 #[cfg(feature = "proto")]
-pub fn udp_to(frame: &[u8], ip: Ipv4Addr, port: Option<u16>) -> bool {
+pub fn udp_to(frame: &[u8], v4: Option<Ipv4Addr>, v6: Option<Ipv6Addr>, port: Option<u16>) -> bool {
     use fluxcapacitor::proto::{Frame, Net, Transport};
-    match Frame::parse(frame) {
-        Ok(l) => match (l.net, l.transport) {
-            (Net::Ipv4(v4), Transport::Udp(udp)) => {
-                v4.dst_addr() == ip && port.is_none_or(|p| p == udp.dst_port())
-            }
-            _ => false,
-        },
-        Err(_) => false,
-    }
+    let Ok(l) = Frame::parse(frame) else {
+        return false;
+    };
+    let Transport::Udp(udp) = l.transport else {
+        return false;
+    };
+    let to_us = match l.net {
+        Net::Ipv4(ip) => Some(ip.dst_addr()) == v4,
+        Net::Ipv6(ip) => Some(ip.dst_addr()) == v6,
+        _ => false,
+    };
+    to_us && port.is_none_or(|p| p == udp.dst_port())
+}
+
+/// What a service on `--ip`/`--ip6` prints about its addresses.
+pub fn describe_addrs(v4: Option<Ipv4Addr>, v6: Option<Ipv6Addr>) -> String {
+    let mut s: Vec<String> = v4.iter().map(|a| a.to_string()).collect();
+    s.extend(v6.iter().map(|a| a.to_string()));
+    s.join(" and ")
 }

@@ -4,12 +4,12 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use fluxcapacitor::proto::edit;
+use fluxcapacitor::proto::{edit, ChecksumState};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 type Edit = fn(&mut Vec<u8>) -> bool;
 
-fn edits() -> [Edit; 15] {
+fn edits() -> [Edit; 16] {
     [
         |b| edit::swap_macs(b).is_ok(),
         |b| edit::swap_ips(b).is_ok(),
@@ -46,21 +46,40 @@ fn edits() -> [Edit; 15] {
             }
         },
         |b| edit::recompute_checksums(b).is_ok(),
+        |b| edit::complete_checksum(b).is_ok(),
     ]
 }
 
 fuzz_target!(|data: &[u8]| {
     let valid_before = edit::checksums_valid(data) == Ok(true);
-    for e in edits() {
+    // A partial UDP/TCP checksum (left to an offload by the sender) with an
+    // otherwise right frame: every edit that touches the transport must
+    // complete it.
+    let partial_before = edit::checksum_state(data) == Ok(Some(ChecksumState::Partial)) && {
         let mut c = data.to_vec();
-        if e(&mut c) && valid_before {
+        edit::complete_checksum(&mut c).is_ok() && edit::checksums_valid(&c) == Ok(true)
+    };
+    for (i, e) in edits().into_iter().enumerate() {
+        let mut c = data.to_vec();
+        let ok = e(&mut c);
+        if ok && valid_before {
             assert_eq!(
                 edit::checksums_valid(&c),
                 Ok(true),
                 "an edit broke a checksum"
             );
         }
+        // Not the MAC swap (Ethernet only) and the ICMP/ARP replies (which
+        // refuse UDP/TCP frames).
+        if ok && partial_before && !matches!(i, 0 | 10 | 11) {
+            assert_eq!(
+                edit::checksums_valid(&c),
+                Ok(true),
+                "edit {i} left a partial checksum"
+            );
+        }
     }
+    let _ = edit::checksum_state(data);
     let mut all = data.to_vec();
     for e in edits() {
         let _ = e(&mut all);

@@ -146,6 +146,119 @@ pub fn pseudo_header_v6(src: [u8; 16], dst: [u8; 16], next_header: IpNumber, len
     add(acc, u16::from(next_header.0))
 }
 
+/// What the checksum field of a UDP datagram or TCP segment holds, as far as
+/// it was looked at.
+///
+/// [`classify`] (and the views' `checksum_state*` methods) decide from the
+/// header alone, in constant time: [`Zero`](Self::Zero),
+/// [`Partial`](Self::Partial) or [`Unverified`](Self::Unverified).
+/// [`classify_verified`] (the views' `verify*` methods) also sums the
+/// payload and never answers `Unverified`.
+///
+/// A *partial* checksum is what a sender that offloads checksumming
+/// (`CHECKSUM_PARTIAL`: veth peers, containers, virtio guests) leaves in the
+/// field: the folded pseudo-header sum, not yet complemented, with the
+/// payload still to be added by the device that transmits it. Over AF_XDP no
+/// device does, so a frame received this way and sent back out as it is
+/// reaches its receiver with a wrong checksum; it must be *completed* (the
+/// full checksum computed) first. The edits in [`crate::proto::edit`] do
+/// that themselves.
+///
+/// The field alone cannot tell a partial sum from a full checksum that
+/// happens to have the same value (one case in 65,536 of valid checksums):
+/// [`classify_verified`] answers `Verified` for those, and completing one
+/// writes the same value back, so no harm is done either way. It also means
+/// that a corrupted datagram whose field happens to equal its pseudo-header
+/// sum is indistinguishable from an offloaded one — the same trust the
+/// kernel gives a `CHECKSUM_PARTIAL` packet from a local sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChecksumState {
+    /// The field is a checksum and it is right (payload read).
+    Verified,
+    /// The field holds the folded pseudo-header sum: the sender left the
+    /// checksum to an offload. Complete it before sending the data on.
+    Partial,
+    /// UDP over IPv4 with a zero field: the sender sent no checksum (RFC 768).
+    Zero,
+    /// The field is wrong: neither a checksum that verifies nor a partial
+    /// sum, or zero where zero is not allowed (TCP, UDP over IPv6).
+    Bad,
+    /// Not zero and not the pseudo-header sum; the payload was not read, so
+    /// whether it is right is not known. Ask again with [`classify_verified`].
+    Unverified,
+}
+
+impl ChecksumState {
+    /// Whether a receiver accepts the field as it is (`Verified` or `Zero`).
+    #[inline]
+    pub fn is_valid_on_wire(self) -> bool {
+        matches!(self, ChecksumState::Verified | ChecksumState::Zero)
+    }
+}
+
+/// One's-complement equality: `0x0000` and `0xffff` are both zero.
+#[inline(always)]
+fn same_sum(a: u16, b: u16) -> bool {
+    let canon = |v: u16| if v == 0 { 0xffff } else { v };
+    canon(a) == canon(b)
+}
+
+/// What a zero checksum field means for a protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ZeroField {
+    /// UDP over IPv4: zero means "no checksum" (RFC 768).
+    NoChecksum,
+    /// UDP over IPv6: zero is not allowed (RFC 8200 section 8.1; a computed
+    /// zero is sent as `0xffff`).
+    Invalid,
+    /// TCP: zero is an ordinary checksum value.
+    Value,
+}
+
+/// Cheap classification of a UDP or TCP checksum `field` from the header
+/// alone: a zero field is `Zero` or `Bad` as `zero` says (or looked at like
+/// any other value for [`ZeroField::Value`]); a field equal to
+/// `pseudo_header_sum` is `Partial`; anything else `Unverified`. Constant
+/// time; the payload is not read.
+#[inline]
+pub fn classify(field: u16, pseudo_header_sum: u16, zero: ZeroField) -> ChecksumState {
+    match (field, zero) {
+        (0, ZeroField::NoChecksum) => return ChecksumState::Zero,
+        (0, ZeroField::Invalid) => return ChecksumState::Bad,
+        _ => {}
+    }
+    if same_sum(field, pseudo_header_sum) {
+        ChecksumState::Partial
+    } else {
+        ChecksumState::Unverified
+    }
+}
+
+/// Full classification of the UDP datagram or TCP segment `segment` (whose
+/// checksum field is `field`): like [`classify`], but `Verified` when the
+/// sum over the pseudo header and all of `segment` checks out, and `Bad`
+/// instead of `Unverified`.
+#[inline]
+pub fn classify_verified(
+    field: u16,
+    pseudo_header_sum: u16,
+    zero: ZeroField,
+    segment: &[u8],
+) -> ChecksumState {
+    match classify(field, pseudo_header_sum, zero) {
+        s @ (ChecksumState::Zero | ChecksumState::Bad) => s,
+        s => {
+            if verify(pseudo_header_sum, segment) {
+                ChecksumState::Verified
+            } else if s == ChecksumState::Partial {
+                ChecksumState::Partial
+            } else {
+                ChecksumState::Bad
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,14 +6,32 @@
 //! 1624 eqn. 3). The payload never moves. On error the buffer is left as it
 //! was.
 //!
-//! Checksum rules: a UDP checksum of 0 ("none", IPv4 only) stays 0; a
-//! computed UDP checksum of 0 is written as `0xffff`.
+//! Checksum rules:
+//!
+//! * A UDP or TCP checksum that the sender left *partial* (the field holds
+//!   the pseudo-header sum for an offload to finish, as veth peers,
+//!   containers and virtio guests send it; see [`ChecksumState`]) is
+//!   completed: every edit that touches a UDP or TCP frame — swaps, TTL,
+//!   address and port rewrites, the UDP reply — computes the full checksum
+//!   over the segment after the edit, so the frame can be sent as it is.
+//!   Telling a partial field apart costs a pseudo-header sum, not a read of
+//!   the payload.
+//! * Any other field is updated incrementally (RFC 1624 eqn. 3), which keeps
+//!   a right checksum right and a wrong one wrong by the same amount: a
+//!   corrupted datagram is not made to look valid by an edit (a forwarder
+//!   must not hide corruption). Use [`recompute_checksums`] to write fresh
+//!   checksums whatever the input held, or [`complete_checksum`] to
+//!   complete a partial one without any other change.
+//! * A UDP checksum of 0 ("none", IPv4 only) stays 0; a computed UDP
+//!   checksum of 0 is written as `0xffff`.
+//! * [`swap_macs`] only looks at the Ethernet header and leaves the rest
+//!   alone.
 
 use core::net::IpAddr;
 
 use etherparse::IpNumber;
 
-use crate::proto::checksum;
+use crate::proto::checksum::{self, ChecksumState};
 use crate::proto::ethernet::{EthernetFrame, MacAddr};
 use crate::proto::field;
 use crate::proto::frame::{Frame, FrameMeta, NetKind, TransportKind};
@@ -66,6 +84,129 @@ fn ports_layer(m: &FrameMeta) -> Result<(), ProtoError> {
     }
 }
 
+/// The IP addresses of the frame, for pseudo-header sums.
+fn addrs(m: &FrameMeta, buf: &mut [u8]) -> Result<Option<Pseudo>, ProtoError> {
+    Ok(match m.net {
+        NetKind::Ipv4 => {
+            let ip = m.ipv4_mut(buf)?;
+            Some(Pseudo::V4(ip.src_addr(), ip.dst_addr()))
+        }
+        NetKind::Ipv6 => {
+            let ip = m.ipv6_mut(buf)?;
+            Some(Pseudo::V6(ip.src_addr(), ip.dst_addr()))
+        }
+        _ => None,
+    })
+}
+
+/// The cheap checksum state of the UDP or TCP layer (`None` for anything
+/// else): see [`ChecksumState`].
+fn transport_state(m: &FrameMeta, buf: &mut [u8]) -> Result<Option<ChecksumState>, ProtoError> {
+    let Some(p) = addrs(m, buf)? else {
+        return Ok(None);
+    };
+    Ok(match (m.transport, p) {
+        (TransportKind::Udp, Pseudo::V4(s, d)) => Some(m.udp_mut(buf)?.checksum_state_v4(s, d)),
+        (TransportKind::Udp, Pseudo::V6(s, d)) => Some(m.udp_mut(buf)?.checksum_state_v6(s, d)),
+        (TransportKind::Tcp, Pseudo::V4(s, d)) => Some(m.tcp_mut(buf)?.checksum_state_v4(s, d)),
+        (TransportKind::Tcp, Pseudo::V6(s, d)) => Some(m.tcp_mut(buf)?.checksum_state_v6(s, d)),
+        _ => None,
+    })
+}
+
+/// Whether the UDP or TCP checksum is partial (look before editing: the
+/// answer depends on the pseudo header). Reads the fields at the offsets
+/// `m` (from a successful parse of `buf`) gives, with no second parse: this
+/// runs on every edit.
+fn is_partial(m: &FrameMeta, buf: &[u8]) -> Result<bool, ProtoError> {
+    let (proto, field_at) = match m.transport {
+        TransportKind::Udp => (IpNumber::UDP, 6),
+        TransportKind::Tcp => (IpNumber::TCP, 16),
+        _ => return Ok(false),
+    };
+    let t = m.transport_offset;
+    let len = m.transport_len;
+    let pseudo = match m.net {
+        NetKind::Ipv4 => {
+            let a = field::range(
+                buf,
+                m.net_offset.saturating_add(12),
+                m.net_offset.saturating_add(20),
+            );
+            let len = u16::try_from(len).unwrap_or(u16::MAX);
+            checksum::add(checksum::add(checksum::sum(a), u16::from(proto.0)), len)
+        }
+        NetKind::Ipv6 => {
+            let a = field::range(
+                buf,
+                m.net_offset.saturating_add(8),
+                m.net_offset.saturating_add(40),
+            );
+            let len = u32::try_from(len).unwrap_or(u32::MAX);
+            let s = checksum::add(checksum::sum(a), (len >> 16) as u16);
+            checksum::add(checksum::add(s, (len & 0xffff) as u16), u16::from(proto.0))
+        }
+        _ => return Ok(false),
+    };
+    let zero = match (m.transport, m.net) {
+        (TransportKind::Udp, NetKind::Ipv4) => checksum::ZeroField::NoChecksum,
+        (TransportKind::Udp, _) => checksum::ZeroField::Invalid,
+        _ => checksum::ZeroField::Value,
+    };
+    let value = field::get_u16(buf, t.saturating_add(field_at));
+    Ok(checksum::classify(value, pseudo, zero) == ChecksumState::Partial)
+}
+
+/// Computes the UDP or TCP checksum over the whole segment (a zero UDP
+/// checksum on IPv4 stays zero).
+fn fill_transport(m: &FrameMeta, buf: &mut [u8]) -> Result<(), ProtoError> {
+    let Some(p) = addrs(m, buf)? else {
+        return Ok(());
+    };
+    match (m.transport, p) {
+        (TransportKind::Udp, Pseudo::V4(s, d)) => {
+            let mut u = m.udp_mut(buf)?;
+            if u.checksum() != 0 {
+                u.fill_checksum_v4(s, d);
+            }
+        }
+        (TransportKind::Udp, Pseudo::V6(s, d)) => m.udp_mut(buf)?.fill_checksum_v6(s, d),
+        (TransportKind::Tcp, Pseudo::V4(s, d)) => m.tcp_mut(buf)?.fill_checksum_v4(s, d),
+        (TransportKind::Tcp, Pseudo::V6(s, d)) => m.tcp_mut(buf)?.fill_checksum_v6(s, d),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// After an edit: completes a checksum that was partial before it.
+#[inline]
+fn complete_if(m: &FrameMeta, buf: &mut [u8], was_partial: bool) -> Result<(), ProtoError> {
+    if was_partial {
+        fill_transport(m, buf)?;
+    }
+    Ok(())
+}
+
+/// The cheap checksum state of the frame's UDP or TCP layer (`None` for any
+/// other frame, fragments included): [`ChecksumState::Zero`],
+/// [`ChecksumState::Partial`] or [`ChecksumState::Unverified`], from the
+/// headers alone. [`Layers::checksum_state`](crate::proto::Layers::checksum_state)
+/// gives the same from a parsed frame.
+pub fn checksum_state(buf: &[u8]) -> Result<Option<ChecksumState>, ProtoError> {
+    Ok(Frame::parse(buf)?.checksum_state())
+}
+
+/// Completes a partial UDP or TCP checksum in place (computes the full
+/// checksum over the segment) and leaves any other frame unchanged. Returns
+/// the cheap state the frame had before (`None` without UDP or TCP). For a
+/// frame to be sent on as it was received, e.g. by a forwarder.
+pub fn complete_checksum(buf: &mut [u8]) -> Result<Option<ChecksumState>, ProtoError> {
+    let m = meta(buf)?;
+    let state = transport_state(&m, buf)?;
+    complete_if(&m, buf, state == Some(ChecksumState::Partial))?;
+    Ok(state)
+}
+
 /// Swaps source and destination MAC addresses (only needs an Ethernet
 /// header).
 pub fn swap_macs(buf: &mut [u8]) -> Result<(), ProtoError> {
@@ -74,11 +215,14 @@ pub fn swap_macs(buf: &mut [u8]) -> Result<(), ProtoError> {
 }
 
 /// Swaps source and destination IP addresses (IPv4 or IPv6). No checksum
-/// changes: the header and pseudo-header sums do not depend on the order.
+/// changes (the header and pseudo-header sums do not depend on the order),
+/// except that a partial UDP or TCP checksum is completed.
 pub fn swap_ips(buf: &mut [u8]) -> Result<(), ProtoError> {
     let m = meta(buf)?;
     ip_layer(&m)?;
-    swap_ips_meta(&m, buf)
+    let partial = is_partial(&m, buf)?;
+    swap_ips_meta(&m, buf)?;
+    complete_if(&m, buf, partial)
 }
 
 fn swap_ips_meta(m: &FrameMeta, buf: &mut [u8]) -> Result<(), ProtoError> {
@@ -90,11 +234,14 @@ fn swap_ips_meta(m: &FrameMeta, buf: &mut [u8]) -> Result<(), ProtoError> {
     Ok(())
 }
 
-/// Swaps source and destination ports (UDP or TCP; checksums unchanged).
+/// Swaps source and destination ports (UDP or TCP; checksums unchanged,
+/// except that a partial one is completed).
 pub fn swap_ports(buf: &mut [u8]) -> Result<(), ProtoError> {
     let m = meta(buf)?;
     ports_layer(&m)?;
-    swap_ports_meta(&m, buf)
+    let partial = is_partial(&m, buf)?;
+    swap_ports_meta(&m, buf)?;
+    complete_if(&m, buf, partial)
 }
 
 fn swap_ports_meta(m: &FrameMeta, buf: &mut [u8]) -> Result<(), ProtoError> {
@@ -107,9 +254,10 @@ fn swap_ports_meta(m: &FrameMeta, buf: &mut [u8]) -> Result<(), ProtoError> {
 }
 
 /// Sets the IPv4 TTL (header checksum updated incrementally) or the IPv6
-/// hop limit.
+/// hop limit; a partial UDP or TCP checksum is completed.
 pub fn set_ttl(buf: &mut [u8], ttl: u8) -> Result<(), ProtoError> {
     let m = meta(buf)?;
+    let partial = is_partial(&m, buf)?;
     match m.net {
         NetKind::Ipv4 => m.ipv4_mut(buf)?.set_ttl(ttl),
         NetKind::Ipv6 => m.ipv6_mut(buf)?.set_hop_limit(ttl),
@@ -119,7 +267,7 @@ pub fn set_ttl(buf: &mut [u8], ttl: u8) -> Result<(), ProtoError> {
             })
         }
     }
-    Ok(())
+    complete_if(&m, buf, partial)
 }
 
 #[derive(Clone, Copy)]
@@ -129,7 +277,8 @@ enum Which {
 }
 
 /// Sets the source IP address. The IPv4 header checksum and the UDP, TCP
-/// or ICMPv6 checksum (pseudo header) are updated incrementally.
+/// or ICMPv6 checksum (pseudo header) are updated incrementally; a partial
+/// UDP or TCP checksum is completed instead.
 ///
 /// Errors: [`ProtoError::AddressFamily`] when `addr` is not of the
 /// packet's IP version; [`ProtoError::Fragmented`] for a fragment of UDP,
@@ -147,6 +296,7 @@ fn set_ip(buf: &mut [u8], addr: IpAddr, which: Which) -> Result<(), ProtoError> 
     let m = meta(buf)?;
     ip_layer(&m)?;
     no_pseudo_header_fragment(&m)?;
+    let partial = is_partial(&m, buf)?;
     // (sum of the old address, sum of the new one)
     let (old, new) = match (m.net, addr) {
         (NetKind::Ipv4, IpAddr::V4(a)) => {
@@ -180,6 +330,7 @@ fn set_ip(buf: &mut [u8], addr: IpAddr, which: Which) -> Result<(), ProtoError> 
         }
     };
     match (m.transport, m.net) {
+        _ if partial => fill_transport(&m, buf)?,
         (TransportKind::Udp, _) => m.udp_mut(buf)?.adjust_checksum(old, new),
         (TransportKind::Tcp, _) => m.tcp_mut(buf)?.adjust_checksum(old, new),
         (TransportKind::Icmpv6, NetKind::Ipv6) => m.icmpv6_mut(buf)?.adjust_checksum(old, new),
@@ -188,28 +339,32 @@ fn set_ip(buf: &mut [u8], addr: IpAddr, which: Which) -> Result<(), ProtoError> 
     Ok(())
 }
 
-/// Sets the source port (UDP or TCP), checksum updated incrementally.
+/// Sets the source port (UDP or TCP), checksum updated incrementally
+/// (a partial one is completed).
 pub fn set_src_port(buf: &mut [u8], port: u16) -> Result<(), ProtoError> {
     let m = meta(buf)?;
     ports_layer(&m)?;
+    let partial = is_partial(&m, buf)?;
     match m.transport {
         TransportKind::Udp => m.udp_mut(buf)?.set_src_port(port),
         TransportKind::Tcp => m.tcp_mut(buf)?.set_src_port(port),
         _ => {}
     }
-    Ok(())
+    complete_if(&m, buf, partial)
 }
 
-/// Sets the destination port (UDP or TCP), checksum updated incrementally.
+/// Sets the destination port (UDP or TCP), checksum updated incrementally
+/// (a partial one is completed).
 pub fn set_dst_port(buf: &mut [u8], port: u16) -> Result<(), ProtoError> {
     let m = meta(buf)?;
     ports_layer(&m)?;
+    let partial = is_partial(&m, buf)?;
     match m.transport {
         TransportKind::Udp => m.udp_mut(buf)?.set_dst_port(port),
         TransportKind::Tcp => m.tcp_mut(buf)?.set_dst_port(port),
         _ => {}
     }
-    Ok(())
+    complete_if(&m, buf, partial)
 }
 
 /// Turns an ICMPv4 echo request (over IPv4) or an ICMPv6 echo request
@@ -281,8 +436,11 @@ pub fn arp_reply_in_place(buf: &mut [u8], our_mac: MacAddr) -> Result<(), ProtoE
 }
 
 /// Turns a UDP datagram (IPv4 or IPv6) into its reply to the sender:
-/// swaps MACs, IPs and ports. Every checksum stays valid without being
-/// touched.
+/// swaps MACs, IPs and ports. A verified (or unverified) checksum is left
+/// as it is — a swap does not change a one's-complement sum, so a right
+/// checksum stays right and a wrong one stays wrong; a zero one (IPv4)
+/// stays zero; a partial one (from an offloading sender, see
+/// [`ChecksumState`]) is completed, so the reply is valid on the wire.
 pub fn udp_reply_in_place(buf: &mut [u8]) -> Result<(), ProtoError> {
     let m = meta(buf)?;
     match m.transport {
@@ -298,8 +456,10 @@ pub fn udp_reply_in_place(buf: &mut [u8]) -> Result<(), ProtoError> {
             })
         }
     }
+    let partial = is_partial(&m, buf)?;
     swap_ports_meta(&m, buf)?;
     swap_ips_meta(&m, buf)?;
+    complete_if(&m, buf, partial)?;
     swap_macs(buf)
 }
 
@@ -428,28 +588,16 @@ pub fn recompute_checksums(buf: &mut [u8]) -> Result<(), ProtoError> {
     let m = meta(buf)?;
     let pseudo = match m.net {
         NetKind::Ipv4 => {
-            let mut ip = m.ipv4_mut(buf)?;
-            ip.fill_checksum();
-            Pseudo::V4(ip.src_addr(), ip.dst_addr())
+            m.ipv4_mut(buf)?.fill_checksum();
+            addrs(&m, buf)?
         }
-        NetKind::Ipv6 => {
-            let ip = m.ipv6_mut(buf)?;
-            Pseudo::V6(ip.src_addr(), ip.dst_addr())
-        }
+        NetKind::Ipv6 => addrs(&m, buf)?,
         _ => return Ok(()),
     };
     match (m.transport, pseudo) {
-        (TransportKind::Udp, Pseudo::V4(s, d)) => {
-            let mut u = m.udp_mut(buf)?;
-            if u.checksum() != 0 {
-                u.fill_checksum_v4(s, d);
-            }
-        }
-        (TransportKind::Udp, Pseudo::V6(s, d)) => m.udp_mut(buf)?.fill_checksum_v6(s, d),
-        (TransportKind::Tcp, Pseudo::V4(s, d)) => m.tcp_mut(buf)?.fill_checksum_v4(s, d),
-        (TransportKind::Tcp, Pseudo::V6(s, d)) => m.tcp_mut(buf)?.fill_checksum_v6(s, d),
+        (TransportKind::Udp | TransportKind::Tcp, _) => fill_transport(&m, buf)?,
         (TransportKind::Icmpv4, _) => m.icmpv4_mut(buf)?.fill_checksum(),
-        (TransportKind::Icmpv6, Pseudo::V6(s, d)) => m.icmpv6_mut(buf)?.fill_checksum(s, d),
+        (TransportKind::Icmpv6, Some(Pseudo::V6(s, d))) => m.icmpv6_mut(buf)?.fill_checksum(s, d),
         _ => {}
     }
     Ok(())
@@ -462,7 +610,8 @@ enum Pseudo {
 }
 
 /// Whether every checksum of the frame is right (IPv4 header; UDP — where
-/// 0 on IPv4 counts as right —, TCP, ICMPv4, ICMPv6). Layers without a
+/// 0 on IPv4 counts as right —, TCP, ICMPv4, ICMPv6). A partial UDP or TCP
+/// checksum is not right on the wire (see [`checksum_state`]). Layers without a
 /// checksum, fragments and ICMPv6 over IPv4 count as right.
 pub fn checksums_valid(buf: &[u8]) -> Result<bool, ProtoError> {
     let l = Frame::parse(buf)?;

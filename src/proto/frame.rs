@@ -3,6 +3,7 @@
 use etherparse::{EtherType, IpNumber};
 
 use crate::proto::arp::ArpPacket;
+use crate::proto::checksum::ChecksumState;
 use crate::proto::ethernet::EthernetFrame;
 use crate::proto::icmpv4::Icmpv4Packet;
 use crate::proto::icmpv6::Icmpv6Packet;
@@ -148,6 +149,41 @@ impl<'a> Layers<'a> {
     #[inline]
     pub fn payload(&self) -> &'a [u8] {
         self.payload
+    }
+
+    /// The checksum state of the UDP or TCP layer from the headers alone
+    /// (constant time: a pseudo-header sum, the payload is not read):
+    /// [`ChecksumState::Zero`] (UDP over IPv4), [`ChecksumState::Partial`],
+    /// [`ChecksumState::Unverified`], or [`ChecksumState::Bad`] for a zero
+    /// UDP checksum over IPv6. `None` without UDP or TCP (fragments too).
+    pub fn checksum_state(&self) -> Option<ChecksumState> {
+        match (self.net, self.transport) {
+            (Net::Ipv4(ip), Transport::Udp(u)) => {
+                Some(u.checksum_state_v4(ip.src_addr(), ip.dst_addr()))
+            }
+            (Net::Ipv6(ip), Transport::Udp(u)) => {
+                Some(u.checksum_state_v6(ip.src_addr(), ip.dst_addr()))
+            }
+            (Net::Ipv4(ip), Transport::Tcp(t)) => {
+                Some(t.checksum_state_v4(ip.src_addr(), ip.dst_addr()))
+            }
+            (Net::Ipv6(ip), Transport::Tcp(t)) => {
+                Some(t.checksum_state_v6(ip.src_addr(), ip.dst_addr()))
+            }
+            _ => None,
+        }
+    }
+
+    /// The checksum state of the UDP or TCP layer, reading the payload:
+    /// never [`ChecksumState::Unverified`]. `None` without UDP or TCP.
+    pub fn verify_checksum(&self) -> Option<ChecksumState> {
+        match (self.net, self.transport) {
+            (Net::Ipv4(ip), Transport::Udp(u)) => Some(u.verify_v4(ip.src_addr(), ip.dst_addr())),
+            (Net::Ipv6(ip), Transport::Udp(u)) => Some(u.verify_v6(ip.src_addr(), ip.dst_addr())),
+            (Net::Ipv4(ip), Transport::Tcp(t)) => Some(t.verify_v4(ip.src_addr(), ip.dst_addr())),
+            (Net::Ipv6(ip), Transport::Tcp(t)) => Some(t.verify_v6(ip.src_addr(), ip.dst_addr())),
+            _ => None,
+        }
     }
 }
 

@@ -17,7 +17,12 @@
 //!   port rewrites with RFC 1624 incremental checksum updates, echo and ARP
 //!   replies, UDP replies and payload resizing, full checksum recompute).
 //! * [`checksum`]: one's-complement sums, incremental updates, pseudo
-//!   headers.
+//!   headers, and [`ChecksumState`]: whether a UDP/TCP checksum is verified,
+//!   *partial* (left to an offload by the sender, as veth peers, containers
+//!   and virtio guests send it), zero or bad — [`Layers::checksum_state`]
+//!   tells from the headers alone, [`Layers::verify_checksum`] reads the
+//!   payload. Every edit completes a partial checksum, so a reply built from
+//!   a received frame is valid on the wire.
 //!
 //! Values from the wire are never Rust enums that could be invalid:
 //! EtherTypes and IP protocols are etherparse's [`EtherType`] and
@@ -96,6 +101,7 @@ pub mod vlan;
 mod tests;
 
 pub use arp::ArpPacket;
+pub use checksum::{ChecksumState, ZeroField};
 pub use error::{Layer, ProtoError};
 pub use ethernet::{EthernetFrame, MacAddr};
 pub use etherparse::{ArpOperation, EtherType, IpNumber};

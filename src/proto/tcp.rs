@@ -4,7 +4,7 @@ use core::net::{Ipv4Addr, Ipv6Addr};
 
 use etherparse::{IpNumber, TcpOptionsIterator, TcpSlice};
 
-use crate::proto::checksum;
+use crate::proto::checksum::{self, ChecksumState, ZeroField};
 use crate::proto::field;
 use crate::proto::ProtoError;
 
@@ -189,6 +189,47 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     /// Whether the checksum is right for the given pseudo-header sum.
     pub fn verify_checksum(&self, pseudo_header_sum: u16) -> bool {
         checksum::verify(pseudo_header_sum, self.buf.as_ref())
+    }
+
+    /// What the checksum field holds, from the header alone (constant time):
+    /// [`ChecksumState::Partial`] or [`ChecksumState::Unverified`] (zero is
+    /// an ordinary TCP checksum value).
+    #[inline]
+    pub fn checksum_state(&self, pseudo_header_sum: u16) -> ChecksumState {
+        checksum::classify(self.checksum(), pseudo_header_sum, ZeroField::Value)
+    }
+
+    /// [`TcpPacket::checksum_state`] over IPv4.
+    #[inline]
+    pub fn checksum_state_v4(&self, src: Ipv4Addr, dst: Ipv4Addr) -> ChecksumState {
+        self.checksum_state(self.pseudo_header_sum_v4(src, dst))
+    }
+
+    /// [`TcpPacket::checksum_state`] over IPv6.
+    #[inline]
+    pub fn checksum_state_v6(&self, src: Ipv6Addr, dst: Ipv6Addr) -> ChecksumState {
+        self.checksum_state(self.pseudo_header_sum_v6(src, dst))
+    }
+
+    /// What the checksum field holds, reading the payload: never
+    /// [`ChecksumState::Unverified`]. See [`checksum::classify_verified`].
+    pub fn verify(&self, pseudo_header_sum: u16) -> ChecksumState {
+        checksum::classify_verified(
+            self.checksum(),
+            pseudo_header_sum,
+            ZeroField::Value,
+            self.buf.as_ref(),
+        )
+    }
+
+    /// [`TcpPacket::verify`] over IPv4.
+    pub fn verify_v4(&self, src: Ipv4Addr, dst: Ipv4Addr) -> ChecksumState {
+        self.verify(self.pseudo_header_sum_v4(src, dst))
+    }
+
+    /// [`TcpPacket::verify`] over IPv6.
+    pub fn verify_v6(&self, src: Ipv6Addr, dst: Ipv6Addr) -> ChecksumState {
+        self.verify(self.pseudo_header_sum_v6(src, dst))
     }
 }
 

@@ -4,7 +4,7 @@ use core::net::{Ipv4Addr, Ipv6Addr};
 
 use etherparse::{IpNumber, UdpSlice};
 
-use crate::proto::checksum;
+use crate::proto::checksum::{self, ChecksumState, ZeroField};
 use crate::proto::field;
 use crate::proto::{Layer, ProtoError};
 
@@ -27,6 +27,14 @@ mod offs {
 pub struct UdpPacket<T> {
     buf: T,
     len: usize,
+}
+
+fn zero_rule(zero_allowed: bool) -> ZeroField {
+    if zero_allowed {
+        ZeroField::NoChecksum
+    } else {
+        ZeroField::Invalid
+    }
 }
 
 impl<T: AsRef<[u8]>> UdpPacket<T> {
@@ -143,6 +151,48 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     pub fn verify_checksum_v6(&self, src: Ipv6Addr, dst: Ipv6Addr) -> bool {
         self.verify_checksum(self.pseudo_header_sum_v6(src, dst))
     }
+
+    /// What the checksum field holds, from the header alone (constant time):
+    /// [`ChecksumState::Zero`] (only with `zero_allowed`, i.e. over IPv4),
+    /// [`ChecksumState::Partial`] or [`ChecksumState::Unverified`]; a zero
+    /// field without `zero_allowed` is [`ChecksumState::Bad`].
+    #[inline]
+    pub fn checksum_state(&self, pseudo_header_sum: u16, zero_allowed: bool) -> ChecksumState {
+        checksum::classify(self.checksum(), pseudo_header_sum, zero_rule(zero_allowed))
+    }
+
+    /// [`UdpPacket::checksum_state`] over IPv4 (zero allowed).
+    #[inline]
+    pub fn checksum_state_v4(&self, src: Ipv4Addr, dst: Ipv4Addr) -> ChecksumState {
+        self.checksum_state(self.pseudo_header_sum_v4(src, dst), true)
+    }
+
+    /// [`UdpPacket::checksum_state`] over IPv6 (zero is bad).
+    #[inline]
+    pub fn checksum_state_v6(&self, src: Ipv6Addr, dst: Ipv6Addr) -> ChecksumState {
+        self.checksum_state(self.pseudo_header_sum_v6(src, dst), false)
+    }
+
+    /// What the checksum field holds, reading the payload: never
+    /// [`ChecksumState::Unverified`]. See [`checksum::classify_verified`].
+    pub fn verify(&self, pseudo_header_sum: u16, zero_allowed: bool) -> ChecksumState {
+        checksum::classify_verified(
+            self.checksum(),
+            pseudo_header_sum,
+            zero_rule(zero_allowed),
+            self.as_bytes(),
+        )
+    }
+
+    /// [`UdpPacket::verify`] over IPv4.
+    pub fn verify_v4(&self, src: Ipv4Addr, dst: Ipv4Addr) -> ChecksumState {
+        self.verify(self.pseudo_header_sum_v4(src, dst), true)
+    }
+
+    /// [`UdpPacket::verify`] over IPv6.
+    pub fn verify_v6(&self, src: Ipv6Addr, dst: Ipv6Addr) -> ChecksumState {
+        self.verify(self.pseudo_header_sum_v6(src, dst), false)
+    }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
@@ -153,7 +203,8 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
     }
 
     /// Recomputes the checksum from scratch for the given pseudo-header sum
-    /// (always writes one, even where the field was 0).
+    /// (always writes one, even where the field was 0). This is also how a
+    /// [`ChecksumState::Partial`] field is completed.
     pub fn fill_checksum(&mut self, pseudo_header_sum: u16) {
         let c = self.compute_checksum(pseudo_header_sum);
         self.set_checksum(c);

@@ -7,9 +7,13 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use super::abi::*;
 
-/// Attaches `prog_fd` to `ifindex` as an XDP `bpf_link` with the given `XDP_FLAGS_*`
-/// mode bits. The returned fd owns the link: closing it detaches the program.
-pub fn xdp_link_create(prog_fd: BorrowedFd<'_>, ifindex: u32, flags: u32) -> io::Result<OwnedFd> {
+/// `BPF_LINK_CREATE` of `prog_fd` on `ifindex` for `attach_type`, with `flags`.
+fn link_create(
+    prog_fd: BorrowedFd<'_>,
+    ifindex: u32,
+    attach_type: libbpf_sys::bpf_attach_type,
+    flags: u32,
+) -> io::Result<OwnedFd> {
     // SAFETY: zero is a valid bit pattern for this plain-data opts struct.
     let mut opts: libbpf_sys::bpf_link_create_opts = unsafe { std::mem::zeroed() };
     opts.sz = size_of::<libbpf_sys::bpf_link_create_opts>() as _;
@@ -19,7 +23,7 @@ pub fn xdp_link_create(prog_fd: BorrowedFd<'_>, ifindex: u32, flags: u32) -> io:
         libbpf_sys::bpf_link_create(
             prog_fd.as_raw_fd(),
             ifindex as libc::c_int,
-            libbpf_sys::BPF_XDP,
+            attach_type,
             &opts,
         )
     };
@@ -28,6 +32,29 @@ pub fn xdp_link_create(prog_fd: BorrowedFd<'_>, ifindex: u32, flags: u32) -> io:
     }
     // SAFETY: a fresh link fd owned by us.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `BPF_LINK_DETACH`: detaches the link's program now, whoever else still holds the
+/// link fd (a child process between fork and exec does, for a moment).
+pub fn link_detach(link_fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: plain syscall on a valid fd; libbpf returns -errno.
+    let ret = unsafe { libbpf_sys::bpf_link_detach(link_fd.as_raw_fd()) };
+    if ret < 0 {
+        return Err(io::Error::from_raw_os_error(-ret));
+    }
+    Ok(())
+}
+
+/// Attaches the TC program `prog_fd` to the ingress of `ifindex` as a tcx `bpf_link`
+/// (kernel 6.6+; older kernels answer `EINVAL`). Closing the fd detaches it.
+pub fn tcx_ingress_link_create(prog_fd: BorrowedFd<'_>, ifindex: u32) -> io::Result<OwnedFd> {
+    link_create(prog_fd, ifindex, libbpf_sys::BPF_TCX_INGRESS, 0)
+}
+
+/// Attaches `prog_fd` to `ifindex` as an XDP `bpf_link` with the given `XDP_FLAGS_*`
+/// mode bits. The returned fd owns the link: closing it detaches the program.
+pub fn xdp_link_create(prog_fd: BorrowedFd<'_>, ifindex: u32, flags: u32) -> io::Result<OwnedFd> {
+    link_create(prog_fd, ifindex, libbpf_sys::BPF_XDP, flags)
 }
 
 /// The XDP program attached to an interface, as `bpf_xdp_query` reports it.

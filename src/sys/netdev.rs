@@ -42,6 +42,33 @@ struct IfreqData {
     _pad: [u8; 16],
 }
 
+/// The Ethernet address of an interface (`SIOCGIFHWADDR`) in the calling thread's
+/// network namespace.
+pub fn if_hwaddr(ifname: &str) -> io::Result<[u8; 6]> {
+    if ifname.len() >= libc::IFNAMSIZ {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    let sock = ioctl_socket()?;
+    // SAFETY: an all-zero ifreq is a valid value (a name and a union of plain data).
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in ifr.ifr_name.iter_mut().zip(ifname.bytes()) {
+        *dst = src as libc::c_char;
+    }
+    // SAFETY: `ifr` is a valid ifreq with a NUL-terminated name; SIOCGIFHWADDR
+    // writes only its hardware-address member.
+    let ret = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFHWADDR as _, &mut ifr) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: after a successful SIOCGIFHWADDR the union holds `ifru_hwaddr`.
+    let sa = unsafe { ifr.ifr_ifru.ifru_hwaddr };
+    let mut mac = [0u8; 6];
+    for (d, s) in mac.iter_mut().zip(sa.sa_data.iter()) {
+        *d = *s as u8;
+    }
+    Ok(mac)
+}
+
 /// An `AF_INET` datagram socket for interface ioctls; it answers about the
 /// network namespace of the thread that made it.
 pub fn ioctl_socket() -> io::Result<OwnedFd> {

@@ -18,7 +18,7 @@ pub mod raw;
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -197,6 +197,10 @@ pub struct VethOpts {
     pub queues: u32,
     /// MTU for both ends; `None` keeps the kernel default (1500).
     pub mtu: Option<u32>,
+    /// IPv6 on both ends, with [`VethPair::host_ip6`] and [`VethPair::peer_ip6`]
+    /// (default off: no router solicitations or MLD reports in the tests that count
+    /// frames).
+    pub ipv6: bool,
 }
 
 impl Default for VethOpts {
@@ -204,15 +208,30 @@ impl Default for VethOpts {
         VethOpts {
             queues: 1,
             mtu: None,
+            ipv6: false,
         }
     }
 }
 
+/// The /64 of 2001:2::/48 (RFC 5180, IPv6 benchmarking) that goes with an IPv4 /30
+/// of [`pick_subnet`]: `2001:2:0:SLOT::1` (host) and `::2` (peer), as unique as the
+/// /30.
+fn ipv6_pair_for(host: Ipv4Addr) -> (Ipv6Addr, Ipv6Addr) {
+    let slot = (u32::from(host) - u32::from(Ipv4Addr::new(198, 18, 0, 0))) / 4;
+    let s = slot as u16;
+    (
+        Ipv6Addr::new(0x2001, 2, 0, s, 0, 0, 0, 1),
+        Ipv6Addr::new(0x2001, 2, 0, s, 0, 0, 0, 2),
+    )
+}
+
 /// A veth pair whose `host` end lives in the current (root) namespace and
-/// whose `peer` end lives in a fresh namespace `ns`, both up, IPv6 disabled,
-/// addressed from a unique /30 in 198.18.0.0/15, with permanent neighbour
-/// entries both ways (so the peer can reach the host end even when an XDP
-/// program on it swallows ARP).
+/// whose `peer` end lives in a fresh namespace `ns`, both up, addressed from a
+/// unique /30 in 198.18.0.0/15 (and, with [`VethOpts::ipv6`], a unique /64 in
+/// 2001:2::/48; IPv6 is disabled otherwise). Default offloads, and no static
+/// neighbour entries: the peer resolves the host end's addresses as any client
+/// does, so a test whose XDP program takes the traffic for an address answers
+/// neighbour discovery for it (`SteeringFilter::neighbours`).
 ///
 /// Dropping it deletes the veth and the namespace (errors are printed, never
 /// panicked on). Cleanup is RAII: **keep the value alive for the whole test**
@@ -230,6 +249,10 @@ pub struct VethPair {
     pub host_ip: Ipv4Addr,
     /// IPv4 address of the peer end.
     pub peer_ip: Ipv4Addr,
+    /// IPv6 address of the host end (configured only with [`VethOpts::ipv6`]).
+    pub host_ip6: Ipv6Addr,
+    /// IPv6 address of the peer end (configured only with [`VethOpts::ipv6`]).
+    pub peer_ip6: Ipv6Addr,
     /// MAC of the host end.
     pub host_mac: [u8; 6],
     /// MAC of the peer end.
@@ -257,6 +280,7 @@ impl VethPair {
         let stem = format!("fx{}{}", base36(pid, 5), base36(counter, 1));
         assert!(stem.len() < 15, "name stem too long: {stem}");
         let (host_ip, peer_ip) = pick_subnet(pid, counter);
+        let (host_ip6, peer_ip6) = ipv6_pair_for(host_ip);
 
         // Build the value first so that Drop cleans up if anything below panics.
         let mut pair = VethPair {
@@ -265,6 +289,8 @@ impl VethPair {
             ns: format!("{stem}n"),
             host_ip,
             peer_ip,
+            host_ip6,
+            peer_ip6,
             host_mac: [0; 6],
             peer_mac: [0; 6],
             host_ifindex: 0,
@@ -317,12 +343,27 @@ impl VethPair {
             &ns,
         ]);
         // The host end is still down, so nothing has been sent yet.
-        sysctl(None, &format!("net.ipv6.conf.{host}.disable_ipv6"), "1");
-        sysctl(
-            Some(&ns),
-            &format!("net.ipv6.conf.{peer}.disable_ipv6"),
-            "1",
-        );
+        if opts.ipv6 {
+            // IPv6 without duplicate address detection or router solicitations, so
+            // the addresses are usable at once and the link stays quiet.
+            for (ns, dev) in [(None, host.as_str()), (Some(ns.as_str()), peer.as_str())] {
+                for (key, v) in [
+                    ("disable_ipv6", "0"),
+                    ("accept_dad", "0"),
+                    ("router_solicitations", "0"),
+                    ("accept_ra", "0"),
+                ] {
+                    sysctl(ns, &format!("net.ipv6.conf.{dev}.{key}"), v);
+                }
+            }
+        } else {
+            sysctl(None, &format!("net.ipv6.conf.{host}.disable_ipv6"), "1");
+            sysctl(
+                Some(&ns),
+                &format!("net.ipv6.conf.{peer}.disable_ipv6"),
+                "1",
+            );
+        }
         if let Some(mtu) = opts.mtu {
             let m = mtu.to_string();
             ip(&["link", "set", "dev", &host, "mtu", &m]);
@@ -341,38 +382,15 @@ impl VethPair {
         let peer_cidr = format!("{peer_ip}/30");
         ip(&["addr", "add", &host_cidr, "dev", &host]);
         ip(&["-n", &ns, "addr", "add", &peer_cidr, "dev", &peer]);
+        if opts.ipv6 {
+            let (h6, p6) = (format!("{host_ip6}/64"), format!("{peer_ip6}/64"));
+            ip(&["addr", "add", &h6, "dev", &host, "nodad"]);
+            ip(&["-n", &ns, "addr", "add", &p6, "dev", &peer, "nodad"]);
+        }
         ip(&["-n", &ns, "link", "set", "dev", "lo", "up"]);
         ip(&["link", "set", "dev", &host, "up"]);
         ip(&["-n", &ns, "link", "set", "dev", &peer, "up"]);
 
-        let host_ip_s = host_ip.to_string();
-        let peer_ip_s = peer_ip.to_string();
-        let host_mac_s = fmt_mac(&pair.host_mac);
-        let peer_mac_s = fmt_mac(&pair.peer_mac);
-        ip(&[
-            "-n",
-            &ns,
-            "neigh",
-            "replace",
-            &host_ip_s,
-            "lladdr",
-            &host_mac_s,
-            "dev",
-            &peer,
-            "nud",
-            "permanent",
-        ]);
-        ip(&[
-            "neigh",
-            "replace",
-            &peer_ip_s,
-            "lladdr",
-            &peer_mac_s,
-            "dev",
-            &host,
-            "nud",
-            "permanent",
-        ]);
         pair
     }
 

@@ -197,7 +197,7 @@ fn assert_checksums(buf: &[u8]) {
 }
 
 #[derive(Debug, Clone)]
-enum Op {
+pub(super) enum Op {
     SwapMacs,
     SwapIps,
     SwapPorts,
@@ -211,7 +211,7 @@ enum Op {
     UdpLen(usize),
 }
 
-fn op() -> impl Strategy<Value = Op> {
+pub(super) fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         Just(Op::SwapMacs),
         Just(Op::SwapIps),
@@ -236,7 +236,7 @@ fn addr_for(buf: &[u8], raw: [u8; 16]) -> IpAddr {
 
 /// Applies `op`, checks the values etherparse reads back, returns whether
 /// it applied.
-fn apply_and_check(buf: &mut Vec<u8>, op: &Op) -> bool {
+pub(super) fn apply_and_check(buf: &mut Vec<u8>, op: &Op) -> bool {
     let orig = buf.clone();
     let before = PacketHeaders::from_ethernet_slice(&orig).unwrap();
     let (b_net, b_tr) = (
