@@ -311,7 +311,7 @@ fn finish(mut l: Link) {
     );
     drop(l.tx);
     drop(l.rx);
-    assert!(xdp_detached(&host), "the program outlived its sockets");
+    assert!(!xdp_attached(&host), "the program outlived its sockets");
     drop(l.pair);
 }
 
@@ -1267,7 +1267,7 @@ fn setup_errors(mode: XdpMode) {
         }
     }
     assert!(
-        xdp_detached(&pair.host),
+        !xdp_attached(&pair.host),
         "a failed build left the program attached"
     );
     // Privileges: the same build as an unprivileged user fails with a typed

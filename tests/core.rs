@@ -170,7 +170,7 @@ fn rx_test(mode: XdpMode) {
     assert_eq!(c.total, 4096);
     drop(flux);
     assert!(
-        xdp_detached(&pair.host),
+        !xdp_attached(&pair.host),
         "program still attached after drop"
     );
 }
@@ -394,7 +394,7 @@ fn zero_copy_on_veth_is_refused_and_auto_falls_back() {
         other => panic!("expected ZeroCopyUnsupported, got {other:?}"),
     }
     assert!(
-        xdp_detached(&pair.host),
+        !xdp_attached(&pair.host),
         "failed build left the program attached"
     );
     let flux = FluxBuilder::new(&pair.host)
@@ -434,7 +434,7 @@ fn typed_setup_errors() {
         Err(Error::Config(ConfigError::FrameSize { size: 1024, .. })) => {}
         other => panic!("{other:?}"),
     }
-    assert!(xdp_detached(&pair.host));
+    assert!(!xdp_attached(&pair.host));
 }
 
 /// The program is attached with a bpf_link: when the process that attached it is

@@ -97,7 +97,7 @@ fn l2fwd_round_trip_swaps_macs() {
     let q = &report.queues[0];
     assert!(q.counters.verdict_tx >= N as u64, "{q}");
     assert_eq!(q.kernel.unwrap().tx_invalid_descs, 0);
-    assert!(xdp_detached(&pair.host), "program left attached");
+    assert!(!xdp_attached(&pair.host), "program left attached");
 }
 
 #[test]
@@ -337,7 +337,7 @@ fn stop_under_traffic_and_callback_panic_leave_frames_accounted() {
         "{f}"
     );
     sender.join().unwrap();
-    assert!(xdp_detached(&pair.host));
+    assert!(!xdp_attached(&pair.host));
 
     // 2. A panicking callback stops the engine cleanly with a typed error.
     let engine = Engine::builder(&pair.host)
@@ -362,6 +362,9 @@ fn stop_under_traffic_and_callback_panic_leave_frames_accounted() {
         other => panic!("expected CallbackPanicked, got {other:?}"),
     }
     assert!(stats.total().rx_packets > 100);
-    assert!(xdp_detached(&pair.host), "program detached after the panic");
+    assert!(
+        !xdp_attached(&pair.host),
+        "program detached after the panic"
+    );
     sender.join().unwrap();
 }

@@ -869,21 +869,6 @@ pub fn xdp_attached(ifname: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// True once no XDP program is attached to `ifname`, waiting up to a second: a
-/// `bpf_link` detaches when its last descriptor closes, and that may be another
-/// thread's for an instant (a builder of this test process that inspects the
-/// system's links to name an existing program, as `bpftool` would).
-pub fn xdp_detached(ifname: &str) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(1);
-    while xdp_attached(ifname) {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    true
-}
-
 /// Like [`xdp_attached`] for `ifname` inside namespace `ns`.
 pub fn ns_xdp_attached(ns: &str, ifname: &str) -> bool {
     ip_try(&["-n", ns, "-d", "link", "show", "dev", ifname])
