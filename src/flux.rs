@@ -35,6 +35,24 @@ pub struct XskMapTarget {
     pub(crate) key: u32,
 }
 
+#[cfg(target_os = "linux")]
+impl XskMapTarget {
+    /// Puts the socket `xsk` at this target's key.
+    pub(crate) fn insert(&self, xsk: std::os::fd::BorrowedFd<'_>) -> Result<()> {
+        insert_into(self.map.as_fd(), self.key, xsk)
+    }
+}
+
+/// Puts the socket `xsk` at `key` of the XSKMAP `map`.
+#[cfg(target_os = "linux")]
+fn insert_into(
+    map: std::os::fd::BorrowedFd<'_>,
+    key: u32,
+    xsk: std::os::fd::BorrowedFd<'_>,
+) -> Result<()> {
+    sys::map_update_fd(map, key, xsk).map_err(|e| Error::kernel(Stage::MapUpdate, e))
+}
+
 /// What set-up did and why: the XDP mode used, zero-copy or not, and the reasons.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SetupReport {
@@ -279,8 +297,7 @@ impl Flux {
     /// Registers this socket at `key` in a user-owned XSKMAP.
     #[cfg(target_os = "linux")]
     pub fn register_into(&self, map: impl AsFd, key: u32) -> Result<()> {
-        sys::map_update_fd(map.as_fd(), key, self.socket()?)
-            .map_err(|e| Error::kernel(Stage::MapUpdate, e))
+        insert_into(map.as_fd(), key, self.socket()?)
     }
 
     /// Takes this socket out of the program's XSKMAP (traffic goes to the kernel),

@@ -106,6 +106,9 @@ pub mod system;
 pub mod umem;
 // Noticing when the device under a socket changes.
 pub mod watch;
+// The interface: lookup, queues, MTU, driver features.
+#[cfg(target_os = "linux")]
+mod netdev;
 // The embedded XDP program: load, attach, steer, register, count.
 pub mod xdp;
 

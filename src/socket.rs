@@ -2,7 +2,7 @@
 //! socket then becomes a [`Device`](crate::device::Device).
 
 #[cfg(target_os = "linux")]
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 #[cfg(target_os = "linux")]
 use std::time::Duration;
 #[cfg(target_os = "linux")]
@@ -207,5 +207,27 @@ pub(crate) fn bind(fd: &OwnedFd, p: &BindParams) -> Result<()> {
             }
             Err(e) => return Err(Error::kernel(Stage::Bind, e)),
         }
+    }
+}
+
+/// Sets the copy-mode TX budget per kick (`XDP_MAX_TX_SKB_BUDGET`, kernel ≥ 6.17) when
+/// asked; returns the budget in effect (32, the kernel's default, where the option is
+/// unknown).
+#[cfg(target_os = "linux")]
+pub(crate) fn set_tx_budget(fd: BorrowedFd<'_>, budget: Option<u32>) -> Result<u32> {
+    let Some(b) = budget else {
+        return Ok(32);
+    };
+    match sys::setsockopt(fd, sys::SOL_XDP, sys::XDP_MAX_TX_SKB_BUDGET, &b) {
+        Ok(()) => Ok(b),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOPROTOOPT) | Some(libc::EINVAL)
+            ) =>
+        {
+            Ok(32)
+        }
+        Err(e) => Err(Error::kernel(Stage::SocketOption, e)),
     }
 }

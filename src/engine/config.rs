@@ -10,9 +10,11 @@ use super::stop::StopHandle;
 use super::worker::{Port, Worker};
 use super::Engine;
 #[cfg(target_os = "linux")]
-use crate::builder::{queue_counts, FluxBuilder};
+use crate::builder::FluxBuilder;
 use crate::error::{ConfigError, Result};
 use crate::flux::Flux;
+#[cfg(target_os = "linux")]
+use crate::netdev::queue_counts;
 #[cfg(target_os = "linux")]
 use crate::umem::FramePool;
 

@@ -1,20 +1,20 @@
 //! `FluxBuilder`: every setting validated before any system call, then the whole
 //! set-up in order: UMEM, socket, rings, bind, program, registration, FILL.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+mod setup;
+mod validate;
+
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::device::{Device, KernelSocket};
 use crate::error::{ConfigError, Error, Result, Stage};
-use crate::flux::{Attached, Flux, SetupReport, XskMapTarget};
-use crate::socket::{self, BindMode, BindParams, RingSizes};
+use crate::flux::{Flux, XskMapTarget};
+use crate::socket::{BindMode, RingSizes};
 use crate::sys;
-use crate::umem::{FramePool, Umem, UmemConfig};
-use crate::watch::{self, LinkDown, WatchParams};
-use crate::xdp::{
-    SteeringFilter, XdpAttach, XdpMode, XdpProgram, MAX_FILTER_PORTS, MAX_NEIGHBOUR_ADDRS,
-};
+use crate::umem::{Umem, UmemConfig};
+use crate::watch::LinkDown;
+use crate::xdp::{SteeringFilter, XdpAttach, XdpMode, XdpProgram};
 
 /// Smallest frame (chunk) the kernel accepts.
 pub const MIN_FRAME_SIZE: u32 = 2048;
@@ -308,333 +308,25 @@ impl FluxBuilder {
     }
 
     /// Checks every setting that can be checked without the kernel.
+    ///
+    /// # Errors
+    /// The first rule broken, naming the field and the rule.
     pub fn validate(&self) -> std::result::Result<(), ConfigError> {
-        let name = &self.ifname;
-        if name.is_empty()
-            || name.len() >= libc::IFNAMSIZ
-            || name.contains('\0')
-            || name.contains('/')
-        {
-            return Err(ConfigError::InterfaceName(name.clone()));
-        }
-        let sharer = self.shared.is_some();
-        for (ring, size, optional) in [
-            ("FILL", self.rings.fill, sharer),
-            ("COMPLETION", self.rings.completion, sharer),
-            ("RX", self.rings.rx, true),
-            ("TX", self.rings.tx, true),
-        ] {
-            let ok = (optional && size == 0) || (size.is_power_of_two() && size <= MAX_RING_SIZE);
-            if !ok {
-                return Err(ConfigError::RingSize { ring, size });
-            }
-        }
-        if self.rings.rx == 0 && self.rings.tx == 0 {
-            return Err(ConfigError::Conflict(
-                "at least one of the RX and TX rings is needed",
-            ));
-        }
-        let page = sys::page_size() as u32;
-        let fs = self.umem.frame_size;
-        if fs < MIN_FRAME_SIZE || fs > page || (!self.umem.unaligned && !fs.is_power_of_two()) {
-            return Err(ConfigError::FrameSize {
-                size: fs,
-                min: MIN_FRAME_SIZE,
-                max: page,
-            });
-        }
-        let max_frames = ((1u64 << 32) / fs as u64).min(u32::MAX as u64) as u32;
-        if self.umem.frame_count == 0 || self.umem.frame_count > max_frames {
-            return Err(ConfigError::FrameCount {
-                count: self.umem.frame_count,
-                max: max_frames,
-            });
-        }
-        let max_headroom = fs - sys::XDP_PACKET_HEADROOM - MIN_PACKET_ROOM;
-        if self.umem.headroom > max_headroom {
-            return Err(ConfigError::Headroom {
-                headroom: self.umem.headroom,
-                max: max_headroom,
-                frame_size: fs,
-            });
-        }
-        if let Some(b) = self.tx_budget {
-            if self.rings.tx == 0 || b < 32 || b > self.rings.tx {
-                return Err(ConfigError::Conflict(
-                    "tx_budget must be 32..=TX ring size, with a TX ring",
-                ));
-            }
-        }
-        if self.shared.is_some() {
-            if self.multi_buffer {
-                return Err(ConfigError::SharedUmem(
-                    "multi-buffer is chosen by the UMEM owner; set it there",
-                ));
-            }
-            if self.explicit.bind_mode && self.bind_mode != BindMode::Auto {
-                return Err(ConfigError::SharedUmem(
-                    "a socket sharing a UMEM binds with XDP_SHARED_UMEM only; its copy/zero-copy mode is the owner's",
-                ));
-            }
-            let owner = self.shared.as_ref().map(|s| *s.umem.config());
-            let mine = self.umem;
-            let differs = owner.is_some_and(|o| {
-                o.frame_size != mine.frame_size
-                    || o.frame_count != mine.frame_count
-                    || o.headroom != mine.headroom
-                    || o.unaligned != mine.unaligned
-            });
-            if self.explicit.geometry && differs {
-                return Err(ConfigError::SharedUmem(
-                    "frame size, count, headroom and chunk mode belong to the UMEM owner (these differ from its own)",
-                ));
-            }
-        }
-        if self.filter.dst_ports.len() > MAX_FILTER_PORTS {
-            return Err(ConfigError::Conflict(
-                "the steering filter takes at most 8 ports",
-            ));
-        }
-        let nd = &self.filter.neighbours;
-        if nd.ipv4.len() > MAX_NEIGHBOUR_ADDRS || nd.ipv6.len() > MAX_NEIGHBOUR_ADDRS {
-            return Err(ConfigError::Conflict(
-                "the neighbour responder takes at most 4 addresses of each family",
-            ));
-        }
-        if !self.load_xdp && !nd.is_empty() {
-            return Err(ConfigError::Conflict(
-                "the neighbour responder is part of the embedded program (load_xdp(true))",
-            ));
-        }
-        if !self.load_xdp && (!self.filter.is_empty() || self.drop_every_other) {
-            return Err(ConfigError::Conflict(
-                "steering rules need the embedded program (load_xdp(true))",
-            ));
-        }
-        if self.load_xdp && self.user_map.is_some() {
-            return Err(ConfigError::Conflict(
-                "register_into() is for load_xdp(false)",
-            ));
-        }
-        if self.program.is_some() && !self.load_xdp {
-            return Err(ConfigError::Conflict(
-                "program() registers into the embedded program; keep load_xdp(true)",
-            ));
-        }
-        Ok(())
+        validate::rules(self)
     }
 
-    /// Validates, then sets everything up. On error nothing is left behind.
+    /// Validates, then sets everything up, step by step (see `setup.rs`). On error
+    /// nothing is left behind.
     ///
     /// # Errors
     /// [`Error::Config`] for settings (before any system call);
     /// [`Error::InterfaceNotFound`]; [`Error::Permission`] without CAP_NET_RAW /
     /// CAP_BPF / CAP_NET_ADMIN; [`Error::MemlockLimit`]; [`Error::QueueBusy`];
     /// [`Error::ZeroCopyUnsupported`]; [`Error::NativeUnsupported`];
-    /// [`Error::ProgramAlreadyAttached`]; otherwise [`Error::Kernel`] naming the stage.
-    pub fn build(mut self) -> Result<Flux> {
-        self.validate()?;
-        let ifindex = sys::if_nametoindex(&self.ifname)
-            .map_err(|e| Error::kernel(Stage::Lookup, e))?
-            .ok_or_else(|| Error::InterfaceNotFound(self.ifname.clone()))?;
-        // A sharer on the owner's interface registers into the owner's program.
-        if self.program.is_none() && self.load_xdp {
-            if let Some(s) = &self.shared {
-                if s.ifindex == ifindex {
-                    self.program = s.program.clone();
-                }
-            }
-        }
-        let (rxq, txq) = queue_counts(&self.ifname);
-        if self.queue >= rxq {
-            return Err(ConfigError::QueueOutOfRange {
-                ifname: self.ifname.clone(),
-                queue: self.queue,
-                count: rxq,
-            }
-            .into());
-        }
-        if self.load_xdp && self.program.is_none() && !self.replace_program {
-            // Refuse early, before any memory or socket is set up.
-            if let Some(e) = crate::xdp::existing_program(&self.ifname, ifindex) {
-                return Err(e);
-            }
-        }
-        let max_packet = self.umem_max_packet();
-        if !self.multi_buffer && !self.drop_oversize {
-            if let Some(mtu) = sys::netlink::link_mtu(ifindex).ok().flatten() {
-                if mtu + 14 > max_packet {
-                    return Err(ConfigError::MtuTooLarge {
-                        ifname: self.ifname.clone(),
-                        mtu,
-                        max_packet,
-                    }
-                    .into());
-                }
-            }
-        }
-        let (umem, owner_fd, same_queue) = match &self.shared {
-            Some(s) => (
-                s.umem.clone(),
-                Some(s.device.clone()),
-                s.ifindex == ifindex && s.queue == self.queue,
-            ),
-            None => (
-                Arc::new(Umem::new(self.umem).map_err(|e| Error::kernel(Stage::UmemAlloc, e))?),
-                None,
-                false,
-            ),
-        };
-        if same_queue && self.explicit.fill_ring {
-            return Err(ConfigError::SharedUmem(
-                "a socket on the owner's interface and queue uses the owner's FILL and COMPLETION rings; give it none (RingSizes { fill: 0, completion: 0, .. })",
-            )
-            .into());
-        }
-        let mut sizes = self.rings;
-        if same_queue {
-            // One FILL/COMPLETION pair per (device, queue): the owner's.
-            sizes.fill = 0;
-            sizes.completion = 0;
-        }
-        let (fd, mut rings) = socket::create(&umem, owner_fd.is_none(), sizes)?;
-        socket::bind(
-            &fd,
-            &BindParams {
-                ifname: self.ifname.clone(),
-                ifindex,
-                queue: self.queue,
-                mode: self.bind_mode,
-                need_wakeup: self.need_wakeup,
-                multi_buffer: self.multi_buffer,
-                shared_with: owner_fd
-                    .as_ref()
-                    .and_then(|d| d.socket())
-                    .map(|f| f.as_raw_fd()),
-                busy_retry: self.busy_retry,
-            },
-        )?;
-        let tx_budget = match self.tx_budget {
-            Some(b) => {
-                match sys::setsockopt(fd.as_fd(), sys::SOL_XDP, sys::XDP_MAX_TX_SKB_BUDGET, &b) {
-                    Ok(()) => b,
-                    Err(e)
-                        if matches!(
-                            e.raw_os_error(),
-                            Some(libc::ENOPROTOOPT) | Some(libc::EINVAL)
-                        ) =>
-                    {
-                        32
-                    }
-                    Err(e) => return Err(Error::kernel(Stage::SocketOption, e)),
-                }
-            }
-            None => 32,
-        };
-        let zero_copy = crate::device::socket_zero_copy(fd.as_fd())
-            .map_err(|e| Error::kernel(Stage::Query, e))?;
-        if zero_copy {
-            umem.set_zero_copy();
-        }
-
-        let mut report = SetupReport {
-            ifname: self.ifname.clone(),
-            ifindex,
-            queue: self.queue,
-            rx_queues: rxq,
-            tx_queues: txq,
-            xdp_mode: None,
-            link: false,
-            attach_reason: String::new(),
-            zero_copy,
-            zero_copy_reason: String::new(),
-            need_wakeup: self.need_wakeup,
-            huge_pages: umem.huge_pages(),
-            frame_size: umem.frame_size(),
-            frame_count: umem.frame_count(),
-            headroom: umem.headroom(),
-            multi_buffer: self.multi_buffer,
-            tx_budget,
-            shared_umem: owner_fd.is_some(),
-            xskmap_key: self.xskmap_key.unwrap_or(self.queue),
-        };
-
-        // FILL is loaded before the socket is registered anywhere, so that the first
-        // packet redirected to it finds a frame.
-        let pool = Arc::new(if owner_fd.is_some() {
-            FramePool::empty(&umem)
-        } else {
-            FramePool::new(&umem)
-        });
-        if self.prefill {
-            if let Some(fill) = rings.fill.as_mut() {
-                let n = crate::driver::prefill(umem.frame_count(), self.rings);
-                fill.fill_from(&pool, n);
-                if self.need_wakeup && fill.needs_wakeup() {
-                    let _ = sys::kick_rx(fd.as_fd());
-                }
-            }
-        }
-        let program = if let Some(p) = self.program {
-            if p.ifindex() != ifindex {
-                return Err(
-                    ConfigError::Conflict("program() is attached to another interface").into(),
-                );
-            }
-            report.xdp_mode = p.mode();
-            report.attach_reason = "shared program".into();
-            Some(p)
-        } else if self.load_xdp {
-            let queues = rxq.max(txq).max(self.queue + 1);
-            let mut p = XdpProgram::load(
-                &self.ifname,
-                ifindex,
-                queues,
-                self.multi_buffer,
-                &self.filter,
-                self.drop_every_other,
-            )?;
-            let info = p.attach(self.xdp_mode, self.xdp_attach, self.replace_program)?;
-            report.xdp_mode = Some(info.mode);
-            report.link = info.link;
-            report.attach_reason = info.reason;
-            Some(Arc::new(p))
-        } else {
-            report.attach_reason = "load_xdp(false): no program loaded".into();
-            None
-        };
-        let key = self.xskmap_key.unwrap_or(self.queue);
-        if let Some(p) = &program {
-            p.register(key, fd.as_fd())?;
-        }
-        if let Some(t) = &self.user_map {
-            sys::map_update_fd(t.map.as_fd(), t.key, fd.as_fd())
-                .map_err(|e| Error::kernel(Stage::MapUpdate, e))?;
-        }
-        report.zero_copy_reason =
-            zero_copy_reason(zero_copy, self.bind_mode, report.xdp_mode, ifindex);
-        let watch = if self.watch {
-            Some(watch::register(WatchParams {
-                ifname: self.ifname.clone(),
-                ifindex,
-                queue: self.queue,
-                program: program.as_ref().and_then(|p| p.mode().map(|m| (p.id(), m))),
-                max_packet: (!self.multi_buffer && !self.drop_oversize).then_some(max_packet),
-                link_down: self.link_down,
-            })?)
-        } else {
-            None
-        };
-
-        Ok(Flux::new(
-            (Device::new(KernelSocket(fd)), rings, umem, pool),
-            Attached {
-                report,
-                program,
-                user_map: self.user_map,
-                watch,
-            },
-        ))
+    /// [`Error::ProgramAlreadyAttached`]; [`Error::Device`]; otherwise
+    /// [`Error::Kernel`] naming the stage.
+    pub fn build(self) -> Result<Flux> {
+        setup::run(validate::check(self)?)
     }
 }
 
@@ -646,50 +338,6 @@ impl FluxBuilder {
             None => self.umem,
         };
         cfg.frame_size - sys::XDP_PACKET_HEADROOM - cfg.headroom
-    }
-}
-
-/// Active (rx, tx) queue counts: ethtool, else sysfs, else 1.
-pub(crate) fn queue_counts(ifname: &str) -> (u32, u32) {
-    if let Ok(Some((rx, tx))) = sys::ethtool_channels(ifname) {
-        if rx > 0 {
-            return (rx, tx.max(1));
-        }
-    }
-    let count = |prefix: &str| {
-        std::fs::read_dir(format!("/sys/class/net/{ifname}/queues"))
-            .map(|d| {
-                d.filter_map(|e| e.ok())
-                    .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
-                    .count() as u32
-            })
-            .unwrap_or(0)
-            .max(1)
-    };
-    (count("rx-"), count("tx-"))
-}
-
-fn zero_copy_reason(
-    on: bool,
-    mode: BindMode,
-    xdp: Option<crate::xdp::AttachedMode>,
-    ifindex: u32,
-) -> String {
-    if on {
-        return "zero-copy: the driver supports it".into();
-    }
-    if mode == BindMode::Copy {
-        return "copy mode requested".into();
-    }
-    if xdp == Some(crate::xdp::AttachedMode::Generic) {
-        return "copy mode: the program runs in generic (SKB) mode, which has no zero-copy".into();
-    }
-    match sys::xdp_features(ifindex) {
-        Ok(f) if f & sys::NETDEV_XDP_ACT_XSK_ZEROCOPY == 0 => {
-            "copy mode: the driver does not support AF_XDP zero-copy".into()
-        }
-        Ok(_) => "copy mode: the kernel chose copy".into(),
-        Err(_) => "copy mode (the driver's XDP features could not be read)".into(),
     }
 }
 

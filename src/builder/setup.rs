@@ -1,0 +1,302 @@
+//! Set-up, step by step, each step calling the module that owns its concept: the
+//! interface (`netdev`), the UMEM, the socket (create, bind, options), FILL, the
+//! program (`xdp`), registration, the device watch. A step that fails returns the
+//! typed error; what earlier steps made is dropped, so nothing is left behind.
+
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::Arc;
+
+use super::validate::Checked;
+use super::FluxBuilder;
+use crate::device::{Device, DeviceOps, KernelSocket};
+use crate::error::{ConfigError, Error, Result, Stage};
+use crate::flux::{Attached, Flux, SetupReport};
+use crate::netdev;
+use crate::ring::Rings;
+use crate::socket::{self, BindMode, BindParams};
+use crate::umem::{FramePool, Umem};
+use crate::watch::{self, WatchParams};
+use crate::xdp::{self, AttachedMode, XdpProgram};
+
+/// The interface as set-up found it.
+struct Interface {
+    ifindex: u32,
+    rx_queues: u32,
+    tx_queues: u32,
+}
+
+/// The UMEM the socket uses: its own, or its owner's.
+struct UmemChoice {
+    umem: Arc<Umem>,
+    /// The UMEM owner's device, when this socket shares one (`XDP_SHARED_UMEM`).
+    owner: Option<Device>,
+    /// Shared with a socket on the same interface and queue: no FILL/COMPLETION of
+    /// its own.
+    same_queue: bool,
+}
+
+/// Every step, in order.
+pub(super) fn run(checked: Checked) -> Result<Flux> {
+    let mut b = checked.into_inner();
+    let iface = interface(&mut b)?;
+    refuse_what_does_not_fit(&b, &iface)?;
+    let u = umem(&b, &iface)?;
+    let (sock, mut rings) = socket(&b, &iface, &u)?;
+    let tx_budget = socket::set_tx_budget(sock.fd(), b.tx_budget)?;
+    let zero_copy = sock
+        .zero_copy()
+        .map_err(|e| Error::kernel(Stage::Query, e))?;
+    if zero_copy {
+        u.umem.set_zero_copy();
+    }
+    let mut report = report(&b, &iface, &u, zero_copy, tx_budget);
+    let pool = fill(&b, &u, &mut rings, &sock);
+    let program = program(&mut b, &iface, &mut report)?;
+    register(&b, program.as_ref(), &sock)?;
+    report.zero_copy_reason =
+        zero_copy_reason(zero_copy, b.bind_mode, report.xdp_mode, iface.ifindex);
+    let watch = if b.watch {
+        Some(watch::register(WatchParams {
+            ifname: b.ifname.clone(),
+            ifindex: iface.ifindex,
+            queue: b.queue,
+            program: program.as_ref().and_then(|p| p.mode().map(|m| (p.id(), m))),
+            max_packet: (!b.multi_buffer && !b.drop_oversize).then(|| b.umem_max_packet()),
+            link_down: b.link_down,
+        })?)
+    } else {
+        None
+    };
+    Ok(Flux::new(
+        (Device::new(sock), rings, u.umem, pool),
+        Attached {
+            report,
+            program,
+            user_map: b.user_map,
+            watch,
+        },
+    ))
+}
+
+/// Looks the interface up, takes the owner's program for a sharer on the same
+/// interface, and checks the queue.
+fn interface(b: &mut FluxBuilder) -> Result<Interface> {
+    let ifindex = netdev::index(&b.ifname)?;
+    // A sharer on the owner's interface registers into the owner's program.
+    if b.program.is_none() && b.load_xdp {
+        if let Some(s) = b.shared.as_ref().filter(|s| s.ifindex == ifindex) {
+            b.program = s.program.clone();
+        }
+    }
+    let (rx_queues, tx_queues) = netdev::queue_counts(&b.ifname);
+    if b.queue >= rx_queues {
+        return Err(ConfigError::QueueOutOfRange {
+            ifname: b.ifname.clone(),
+            queue: b.queue,
+            count: rx_queues,
+        }
+        .into());
+    }
+    Ok(Interface {
+        ifindex,
+        rx_queues,
+        tx_queues,
+    })
+}
+
+/// Refuses, before any memory or socket is made, a program already on the interface
+/// and an MTU a frame cannot hold.
+fn refuse_what_does_not_fit(b: &FluxBuilder, iface: &Interface) -> Result<()> {
+    if b.load_xdp && b.program.is_none() && !b.replace_program {
+        if let Some(e) = xdp::existing_program(&b.ifname, iface.ifindex) {
+            return Err(e);
+        }
+    }
+    let max_packet = b.umem_max_packet();
+    if !b.multi_buffer && !b.drop_oversize {
+        if let Some(mtu) = netdev::mtu(iface.ifindex) {
+            if mtu + 14 > max_packet {
+                return Err(ConfigError::MtuTooLarge {
+                    ifname: b.ifname.clone(),
+                    mtu,
+                    max_packet,
+                }
+                .into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The socket's own UMEM, or the owner's.
+fn umem(b: &FluxBuilder, iface: &Interface) -> Result<UmemChoice> {
+    match &b.shared {
+        Some(s) => {
+            let same_queue = s.ifindex == iface.ifindex && s.queue == b.queue;
+            if same_queue && b.explicit.fill_ring {
+                return Err(ConfigError::SharedUmem(
+                    "a socket on the owner's interface and queue uses the owner's FILL and COMPLETION rings; give it none (RingSizes { fill: 0, completion: 0, .. })",
+                )
+                .into());
+            }
+            Ok(UmemChoice {
+                umem: s.umem.clone(),
+                owner: Some(s.device.clone()),
+                same_queue,
+            })
+        }
+        None => Ok(UmemChoice {
+            umem: Arc::new(Umem::new(b.umem).map_err(|e| Error::kernel(Stage::UmemAlloc, e))?),
+            owner: None,
+            same_queue: false,
+        }),
+    }
+}
+
+/// Creates the socket and its rings and binds it to (interface, queue).
+fn socket(b: &FluxBuilder, iface: &Interface, u: &UmemChoice) -> Result<(KernelSocket, Rings)> {
+    let mut sizes = b.rings;
+    if u.same_queue {
+        // One FILL/COMPLETION pair per (device, queue): the owner's.
+        sizes.fill = 0;
+        sizes.completion = 0;
+    }
+    let (fd, rings) = socket::create(&u.umem, u.owner.is_none(), sizes)?;
+    socket::bind(
+        &fd,
+        &BindParams {
+            ifname: b.ifname.clone(),
+            ifindex: iface.ifindex,
+            queue: b.queue,
+            mode: b.bind_mode,
+            need_wakeup: b.need_wakeup,
+            multi_buffer: b.multi_buffer,
+            shared_with: u
+                .owner
+                .as_ref()
+                .and_then(|d| d.socket())
+                .map(|f| f.as_raw_fd()),
+            busy_retry: b.busy_retry,
+        },
+    )?;
+    Ok((KernelSocket(fd), rings))
+}
+
+fn report(
+    b: &FluxBuilder,
+    iface: &Interface,
+    u: &UmemChoice,
+    zero_copy: bool,
+    tx_budget: u32,
+) -> SetupReport {
+    SetupReport {
+        ifname: b.ifname.clone(),
+        ifindex: iface.ifindex,
+        queue: b.queue,
+        rx_queues: iface.rx_queues,
+        tx_queues: iface.tx_queues,
+        xdp_mode: None,
+        link: false,
+        attach_reason: String::new(),
+        zero_copy,
+        zero_copy_reason: String::new(),
+        need_wakeup: b.need_wakeup,
+        huge_pages: u.umem.huge_pages(),
+        frame_size: u.umem.frame_size(),
+        frame_count: u.umem.frame_count(),
+        headroom: u.umem.headroom(),
+        multi_buffer: b.multi_buffer,
+        tx_budget,
+        shared_umem: u.owner.is_some(),
+        xskmap_key: b.xskmap_key.unwrap_or(b.queue),
+    }
+}
+
+/// The frame pool, and FILL loaded before the socket is registered anywhere, so that
+/// the first packet redirected to it finds a frame. A sharer's frames are the owner's.
+fn fill(b: &FluxBuilder, u: &UmemChoice, rings: &mut Rings, sock: &KernelSocket) -> Arc<FramePool> {
+    let pool = Arc::new(match u.owner {
+        Some(_) => FramePool::empty(&u.umem),
+        None => FramePool::new(&u.umem),
+    });
+    if b.prefill {
+        if let Some(fill) = rings.fill.as_mut() {
+            let n = crate::driver::prefill(u.umem.frame_count(), b.rings);
+            fill.fill_from(&pool, n);
+            if b.need_wakeup && fill.needs_wakeup() {
+                let _ = sock.wake_rx();
+            }
+        }
+    }
+    pool
+}
+
+/// The program: one given (another socket's), the embedded one loaded and attached,
+/// or none (`load_xdp(false)`).
+fn program(
+    b: &mut FluxBuilder,
+    iface: &Interface,
+    report: &mut SetupReport,
+) -> Result<Option<Arc<XdpProgram>>> {
+    if let Some(p) = b.program.take() {
+        if p.ifindex() != iface.ifindex {
+            return Err(ConfigError::Conflict("program() is attached to another interface").into());
+        }
+        report.xdp_mode = p.mode();
+        report.attach_reason = "shared program".into();
+        return Ok(Some(p));
+    }
+    if !b.load_xdp {
+        report.attach_reason = "load_xdp(false): no program loaded".into();
+        return Ok(None);
+    }
+    let queues = iface.rx_queues.max(iface.tx_queues).max(b.queue + 1);
+    let mut p = XdpProgram::load(
+        &b.ifname,
+        iface.ifindex,
+        queues,
+        b.multi_buffer,
+        &b.filter,
+        b.drop_every_other,
+    )?;
+    let info = p.attach(b.xdp_mode, b.xdp_attach, b.replace_program)?;
+    report.xdp_mode = Some(info.mode);
+    report.link = info.link;
+    report.attach_reason = info.reason;
+    Ok(Some(Arc::new(p)))
+}
+
+/// Puts the socket in the program's XSKMAP, and in the user's.
+fn register(b: &FluxBuilder, program: Option<&Arc<XdpProgram>>, sock: &KernelSocket) -> Result<()> {
+    if let Some(p) = program {
+        p.register(b.xskmap_key.unwrap_or(b.queue), sock.fd())?;
+    }
+    if let Some(t) = &b.user_map {
+        t.insert(sock.fd())?;
+    }
+    Ok(())
+}
+
+fn zero_copy_reason(on: bool, mode: BindMode, xdp: Option<AttachedMode>, ifindex: u32) -> String {
+    if on {
+        return "zero-copy: the driver supports it".into();
+    }
+    if mode == BindMode::Copy {
+        return "copy mode requested".into();
+    }
+    if xdp == Some(AttachedMode::Generic) {
+        return "copy mode: the program runs in generic (SKB) mode, which has no zero-copy".into();
+    }
+    match netdev::has_zero_copy(ifindex) {
+        Some(false) => "copy mode: the driver does not support AF_XDP zero-copy".into(),
+        Some(true) => "copy mode: the kernel chose copy".into(),
+        None => "copy mode (the driver's XDP features could not be read)".into(),
+    }
+}
+
+impl KernelSocket {
+    /// The socket's descriptor.
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
