@@ -1,11 +1,11 @@
-//! ns per frame: our `Frame::parse` next to etherparse's
+//! ns per frame: our `Layers::parse` next to etherparse's
 //! `SlicedPacket::from_ethernet` on the same frames.
 //!
 //! Short run: `cargo bench --bench proto -- --measurement-time 2 --warm-up-time 1`
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use etherparse::{PacketBuilder, SlicedPacket, TcpOptionElement};
-use fluxcapacitor::proto::{edit, ChecksumState, Frame, Net, Transport};
+use fluxcapacitor::proto::{edit, ChecksumState, Layers, Net, Transport};
 
 fn udp_frame(total: usize) -> Vec<u8> {
     let payload = vec![0x5au8; total - 14 - 20 - 8];
@@ -45,9 +45,9 @@ fn bench_parse(c: &mut Criterion) {
     ];
     for (name, frame) in &frames {
         let mut g = c.benchmark_group(format!("parse/{name}"));
-        g.bench_function("fluxcapacitor::proto::Frame::parse", |b| {
+        g.bench_function("fluxcapacitor::proto::Layers::parse", |b| {
             b.iter(|| {
-                let l = Frame::parse(black_box(frame)).unwrap();
+                let l = Layers::parse(black_box(frame)).unwrap();
                 black_box(l);
             })
         });
@@ -90,10 +90,10 @@ fn bench_parse(c: &mut Criterion) {
         g.finish();
         let mut g = c.benchmark_group(format!("checksum_state/udp4_{total}B"));
         g.bench_function("Layers::checksum_state (headers only)", |b| {
-            b.iter(|| Frame::parse(black_box(&partial)).unwrap().checksum_state())
+            b.iter(|| Layers::parse(black_box(&partial)).unwrap().checksum_state())
         });
         g.bench_function("Layers::verify_checksum (reads the payload)", |b| {
-            b.iter(|| Frame::parse(black_box(&full)).unwrap().verify_checksum())
+            b.iter(|| Layers::parse(black_box(&full)).unwrap().verify_checksum())
         });
         g.finish();
     }
@@ -103,7 +103,7 @@ fn bench_parse(c: &mut Criterion) {
 /// a sender that offloads the checksum leaves it.
 fn partial_udp(frame: &[u8]) -> Vec<u8> {
     let mut v = frame.to_vec();
-    let l = Frame::parse(frame).unwrap();
+    let l = Layers::parse(frame).unwrap();
     let (Net::Ipv4(ip), Transport::Udp(u)) = (l.net, l.transport) else {
         panic!("not UDP over IPv4")
     };
@@ -111,7 +111,7 @@ fn partial_udp(frame: &[u8]) -> Vec<u8> {
     let at = l.meta().transport_offset + 6;
     v[at..at + 2].copy_from_slice(&p.to_be_bytes());
     assert_eq!(
-        Frame::parse(&v).unwrap().checksum_state(),
+        Layers::parse(&v).unwrap().checksum_state(),
         Some(ChecksumState::Partial)
     );
     v

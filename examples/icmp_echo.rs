@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use common::Args;
 use fluxcapacitor::engine::Engine;
-use fluxcapacitor::proto::{edit, icmpv4, icmpv6, Frame, Net, Transport};
+use fluxcapacitor::proto::{edit, icmpv4, icmpv6, Layers, Net, Transport};
 use fluxcapacitor::{FluxBuilder, SteeringFilter};
 
 const USAGE: &str = "icmp_echo --iface IF (--ip A | --ip6 A6 | both) [--mac MAC] \
@@ -37,7 +37,7 @@ fn main() {
 
 /// An ICMPv4 echo request to `v4`, or an ICMPv6 echo request to `v6`?
 fn echo_request_to(frame: &[u8], v4: Option<Ipv4Addr>, v6: Option<Ipv6Addr>) -> bool {
-    let Ok(l) = Frame::parse(frame) else {
+    let Ok(l) = Layers::parse(frame) else {
         return false;
     };
     match (l.net, l.transport) {

@@ -16,7 +16,7 @@ use std::time::Duration;
 use common::*;
 use fluxcapacitor::engine::Engine;
 use fluxcapacitor::proto::{
-    answer_in_place, edit, icmpv4, icmpv6, Answer, Frame, Identity, Net, Transport,
+    answer_in_place, edit, icmpv4, icmpv6, Answer, Identity, Layers, Net, Transport,
 };
 use fluxcapacitor::{FluxBuilder, SteeringFilter, XdpMode};
 
@@ -148,7 +148,7 @@ fn ping_gets_every_reply_generic() {
 
 /// An ICMPv4 echo request to `v4` or an ICMPv6 echo request to `v6`?
 fn echo_request_to(frame: &[u8], v4: Ipv4Addr, v6: Ipv6Addr) -> bool {
-    let Ok(l) = Frame::parse(frame) else {
+    let Ok(l) = Layers::parse(frame) else {
         return false;
     };
     match (l.net, l.transport) {

@@ -19,7 +19,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use common::*;
-use fluxcapacitor::proto::{edit, ChecksumState, Frame, Net, Transport};
+use fluxcapacitor::proto::{edit, ChecksumState, Layers, Net, Transport};
 use fluxcapacitor::system::{Rx, Tx};
 use fluxcapacitor::{FluxBuilder, SteeringFilter, XdpMode};
 
@@ -55,7 +55,7 @@ fn serve(mut rx: Rx, mut tx: Tx, stop: &AtomicBool) -> EchoStats {
         rx.recv_batch_timeout(&mut batch, 64, Duration::from_millis(20))
             .expect("receive");
         for mut f in batch.drain(..) {
-            let (to_port, partial) = match Frame::parse(&f) {
+            let (to_port, partial) = match Layers::parse(&f) {
                 Ok(l) => match (l.net, l.transport) {
                     (Net::Ipv4(_) | Net::Ipv6(_), Transport::Udp(u)) => (
                         u.dst_port() == PORT,

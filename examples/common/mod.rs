@@ -272,8 +272,8 @@ pub fn stop_flag_on_signals(stop: std::sync::Arc<AtomicBool>) -> Result<(), flux
 /// A UDP datagram to `v4` or `v6` (and `port`, if given)? Parsed with the proto views.
 #[cfg(feature = "proto")]
 pub fn udp_to(frame: &[u8], v4: Option<Ipv4Addr>, v6: Option<Ipv6Addr>, port: Option<u16>) -> bool {
-    use fluxcapacitor::proto::{Frame, Net, Transport};
-    let Ok(l) = Frame::parse(frame) else {
+    use fluxcapacitor::proto::{Layers, Net, Transport};
+    let Ok(l) = Layers::parse(frame) else {
         return false;
     };
     let Transport::Udp(udp) = l.transport else {

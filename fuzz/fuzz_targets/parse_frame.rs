@@ -3,10 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use fluxcapacitor::proto::{
-    ArpPacket, EthernetFrame, Frame, Icmpv4Packet, Icmpv6Packet, Ipv4Packet, Ipv6Packet, Net,
-    TcpPacket, Transport, UdpPacket, VlanPacket,
-};
+use fluxcapacitor::proto::{ArpPacket, EthernetFrame, Icmpv4Packet, Icmpv6Packet, Ipv4Packet, Ipv6Packet, Layers, Net, TcpPacket, Transport, UdpPacket, VlanPacket};
 use std::hint::black_box;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -137,7 +134,7 @@ fn read_transport(t: &Transport<'_>) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(l) = Frame::parse(data) {
+    if let Ok(l) = Layers::parse(data) {
         black_box((l.eth.src(), l.eth.dst(), l.eth.ethertype(), l.payload()));
         for v in l.vlans.as_slice() {
             black_box((v.vid(), v.pcp(), v.dei(), v.tpid, v.offset));

@@ -205,7 +205,7 @@ impl PacketMut<'_> {
     /// Parses the packet into its protocol layers, without copying (`proto` feature).
     #[cfg(feature = "proto")]
     pub fn parse(&self) -> Result<crate::proto::Layers<'_>, crate::proto::ProtoError> {
-        crate::proto::Frame::parse(self.data())
+        crate::proto::Layers::parse(self.data())
     }
 
     /// The verdict so far.

@@ -1,6 +1,6 @@
 //! In-place edits of whole frames.
 //!
-//! Every function parses the frame with [`Frame::parse`], checks that it is
+//! Every function parses the frame with [`Layers::parse`], checks that it is
 //! of the right kind *before* changing anything, then edits the bytes in
 //! place and keeps every checksum valid, incrementally where it can (RFC
 //! 1624 eqn. 3). The payload never moves. On error the buffer is left as it
@@ -34,12 +34,12 @@ use etherparse::IpNumber;
 use crate::proto::checksum::{self, ChecksumState};
 use crate::proto::ethernet::{EthernetFrame, MacAddr};
 use crate::proto::field;
-use crate::proto::frame::{Frame, FrameMeta, NetKind, TransportKind};
+use crate::proto::frame::{FrameMeta, Layers, NetKind, TransportKind};
 use crate::proto::{icmpv4, icmpv6};
 use crate::proto::{Layer, ProtoError};
 
 fn meta(buf: &[u8]) -> Result<FrameMeta, ProtoError> {
-    Frame::parse(buf).map(|l| l.meta())
+    Layers::parse(buf).map(|l| l.meta())
 }
 
 fn ip_layer(m: &FrameMeta) -> Result<(), ProtoError> {
@@ -193,7 +193,7 @@ fn complete_if(m: &FrameMeta, buf: &mut [u8], was_partial: bool) -> Result<(), P
 /// headers alone. [`Layers::checksum_state`](crate::proto::Layers::checksum_state)
 /// gives the same from a parsed frame.
 pub fn checksum_state(buf: &[u8]) -> Result<Option<ChecksumState>, ProtoError> {
-    Ok(Frame::parse(buf)?.checksum_state())
+    Ok(Layers::parse(buf)?.checksum_state())
 }
 
 /// Completes a partial UDP or TCP checksum in place (computes the full
@@ -614,7 +614,7 @@ enum Pseudo {
 /// checksum is not right on the wire (see [`checksum_state`]). Layers without a
 /// checksum, fragments and ICMPv6 over IPv4 count as right.
 pub fn checksums_valid(buf: &[u8]) -> Result<bool, ProtoError> {
-    let l = Frame::parse(buf)?;
+    let l = Layers::parse(buf)?;
     use crate::proto::frame::{Net, Transport};
     Ok(match (l.net, l.transport) {
         (Net::Ipv4(ip), t) => {

@@ -14,10 +14,6 @@ use crate::proto::udp::UdpPacket;
 use crate::proto::vlan::{VlanPacket, VlanTag, VlanTags};
 use crate::proto::{field, ProtoError};
 
-/// Entry point for parsing whole frames: see [`Frame::parse`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Frame;
-
 /// The network layer of a parsed frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Net<'a> {
@@ -196,7 +192,7 @@ const fn is_vlan_tpid(t: EtherType) -> bool {
     )
 }
 
-impl Frame {
+impl<'a> Layers<'a> {
     /// Parses an Ethernet II frame (no FCS) into its layers without copying.
     ///
     /// Each layer is checked with etherparse's slicing (`Ethernet2Slice`,
@@ -209,14 +205,14 @@ impl Frame {
     /// length below 8 (0 included) is an error.
     ///
     /// ```
-    /// # use fluxcapacitor::proto::{Frame, Net, Transport};
+    /// # use fluxcapacitor::proto::{Layers, Net, Transport};
     /// # let mut buf = Vec::new();
     /// # etherparse::PacketBuilder::ethernet2([1; 6], [2; 6])
     /// #     .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
     /// #     .udp(1234, 7)
     /// #     .write(&mut buf, b"hi")
     /// #     .unwrap();
-    /// let layers = Frame::parse(&buf)?;
+    /// let layers = Layers::parse(&buf)?;
     /// assert!(matches!(layers.net, Net::Ipv4(_)));
     /// if let Transport::Udp(udp) = layers.transport {
     ///     assert_eq!(udp.dst_port(), 7);
@@ -225,7 +221,7 @@ impl Frame {
     /// assert_eq!(layers.meta().payload_offset, 14 + 20 + 8);
     /// # Ok::<(), fluxcapacitor::proto::ProtoError>(())
     /// ```
-    pub fn parse(buf: &[u8]) -> Result<Layers<'_>, ProtoError> {
+    pub fn parse(buf: &'a [u8]) -> Result<Layers<'a>, ProtoError> {
         let eth = EthernetFrame::new_checked(buf)?;
         let mut ethertype = eth.ethertype();
         let mut off = EthernetFrame::<&[u8]>::HEADER_LEN;

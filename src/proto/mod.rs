@@ -5,7 +5,7 @@
 //! in the smoltcp style (`Packet<T: AsRef<[u8]>>`, editable when `T` is
 //! also `AsMut<[u8]>`), and in-place edits that keep checksums right.
 //!
-//! * [`Frame::parse`] splits a frame into [`Layers`]: Ethernet, VLAN tags,
+//! * [`Layers::parse`] splits a frame into [`Layers`]: Ethernet, VLAN tags,
 //!   [`Net`] (IPv4 / IPv6 / ARP / other EtherType) and [`Transport`] (UDP /
 //!   TCP / ICMPv4 / ICMPv6 / fragment / other IP protocol), plus a
 //!   [`FrameMeta`] of offsets to make mutable views from afterwards.
@@ -42,7 +42,7 @@
 //! # Example: an echo responder
 //!
 //! ```
-//! use fluxcapacitor::proto::{edit, Frame, Transport};
+//! use fluxcapacitor::proto::{edit, Layers, Transport};
 //! # let mut frame = Vec::new();
 //! # etherparse::PacketBuilder::ethernet2([1; 6], [2; 6])
 //! #     .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
@@ -50,7 +50,7 @@
 //! #     .write(&mut frame, b"ping")
 //! #     .unwrap();
 //! # frame.resize(2048, 0);
-//! let layers = Frame::parse(&frame)?;
+//! let layers = Layers::parse(&frame)?;
 //! if let Transport::Udp(udp) = layers.transport {
 //!     assert_eq!(udp.payload(), b"ping");
 //!     let meta = layers.meta();
@@ -62,7 +62,7 @@
 //!     }
 //!     let len = edit::set_udp_payload_len(&mut frame, answer.len())?;
 //!     assert!(edit::checksums_valid(&frame[..len])?);
-//!     assert_eq!(Frame::parse(&frame[..len])?.payload(), answer);
+//!     assert_eq!(Layers::parse(&frame[..len])?.payload(), answer);
 //! }
 //! # Ok::<(), fluxcapacitor::proto::ProtoError>(())
 //! ```
@@ -105,7 +105,7 @@ pub use checksum::{ChecksumState, ZeroField};
 pub use error::{Layer, ProtoError};
 pub use ethernet::{EthernetFrame, MacAddr};
 pub use etherparse::{ArpOperation, EtherType, IpNumber};
-pub use frame::{Frame, FrameMeta, Layers, Net, NetKind, Transport, TransportKind};
+pub use frame::{FrameMeta, Layers, Net, NetKind, Transport, TransportKind};
 pub use icmpv4::Icmpv4Packet;
 pub use icmpv6::Icmpv6Packet;
 pub use ipv4::Ipv4Packet;

@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 
 use crate::proto::edit;
 use crate::proto::ethernet::MacAddr;
-use crate::proto::{Frame, Net, Transport};
+use crate::proto::{Layers, Net, Transport};
 
 /// The identity to answer for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +31,7 @@ pub enum Answer {
 /// `me.ipv4` into its reply, in place. Anything else — including malformed input —
 /// is left untouched and answered [`Answer::Ignore`]. Never panics.
 pub fn answer_in_place(buf: &mut [u8], me: &Identity) -> Answer {
-    let Ok(layers) = Frame::parse(buf) else {
+    let Ok(layers) = Layers::parse(buf) else {
         return Answer::Ignore;
     };
     match (layers.net, layers.transport) {

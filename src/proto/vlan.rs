@@ -113,7 +113,7 @@ fn tci_vid(tci: u16) -> u16 {
     tci & 0x0fff
 }
 
-/// What [`Frame::parse`](crate::proto::Frame::parse) records about one tag.
+/// What [`Layers::parse`](crate::proto::Layers::parse) records about one tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct VlanTag {
     /// The TPID that announced the tag (0x8100, 0x88a8 or 0x9100).

@@ -162,7 +162,7 @@ impl Frame {
     /// Parses the frame into its protocol layers, without copying (`proto` feature).
     #[cfg(feature = "proto")]
     pub fn parse(&self) -> Result<crate::proto::Layers<'_>, crate::proto::ProtoError> {
-        crate::proto::Frame::parse(self.data())
+        crate::proto::Layers::parse(self.data())
     }
 
     /// The packet bytes, mutable.

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 
 use super::props::{apply_and_check, op, spec, Op};
 use super::util::{etherparse_checksums_ok, Kind};
-use crate::proto::{checksum, edit, ChecksumState, Frame};
+use crate::proto::{checksum, edit, ChecksumState, Layers};
 
 /// The state a test puts into the UDP/TCP checksum field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +58,7 @@ fn words(b: &[u8]) -> Vec<u32> {
 fn model(buf: &[u8]) -> Option<Model> {
     let h = PacketHeaders::from_ethernet_slice(buf).ok()?;
     let payload = h.payload.slice();
-    let m = Frame::parse(buf).ok()?.meta();
+    let m = Layers::parse(buf).ok()?.meta();
     let l4_len = (m.transport_len) as u32;
     let (src, dst, v4): (Vec<u8>, Vec<u8>, bool) = match h.net.as_ref()? {
         NetHeaders::Ipv4(ip, _) => (ip.source.to_vec(), ip.destination.to_vec(), true),
@@ -160,7 +160,7 @@ proptest! {
         let mut buf = spec.build();
         prop_assume!(apply_put(&mut buf, put).is_some());
         let m = model(&buf).unwrap();
-        let l = Frame::parse(&buf).unwrap();
+        let l = Layers::parse(&buf).unwrap();
         let cheap = l.checksum_state().unwrap();
         let full = l.verify_checksum().unwrap();
         prop_assert_eq!(edit::checksum_state(&buf).unwrap(), Some(cheap));
@@ -200,7 +200,7 @@ proptest! {
         let mut buf = spec.build();
         let m = model(&buf).unwrap();
         buf[m.field_at..m.field_at + 2].copy_from_slice(&[0, 0]);
-        let l = Frame::parse(&buf).unwrap();
+        let l = Layers::parse(&buf).unwrap();
         prop_assert_eq!(l.checksum_state(), Some(ChecksumState::Bad));
         prop_assert_eq!(l.verify_checksum(), Some(ChecksumState::Bad));
     }
@@ -233,7 +233,7 @@ proptest! {
             Put::Partial if touched || recomputed => {
                 prop_assert!(etherparse_checksums_ok(&buf), "partial not completed: {:?}", ops);
                 prop_assert!(edit::checksums_valid(&buf).unwrap());
-                let l = Frame::parse(&buf).unwrap();
+                let l = Layers::parse(&buf).unwrap();
                 prop_assert_eq!(l.verify_checksum(), Some(ChecksumState::Verified));
             }
             Put::Partial => {
@@ -288,7 +288,7 @@ fn udp_reply_completes_a_partial_checksum() {
         edit::udp_reply_in_place(&mut buf).unwrap();
         assert!(etherparse_checksums_ok(&buf), "v6 {v6}");
         assert_eq!(
-            Frame::parse(&buf).unwrap().verify_checksum(),
+            Layers::parse(&buf).unwrap().verify_checksum(),
             Some(ChecksumState::Verified)
         );
     }

@@ -9,12 +9,12 @@ use etherparse::{
 
 use super::util::{etherparse_checksums_ok, Kind, Spec};
 use crate::proto::edit;
-use crate::proto::{Frame, Layer, Net, NetKind, ProtoError, Transport, TransportKind};
+use crate::proto::{Layer, Layers, Net, NetKind, ProtoError, Transport, TransportKind};
 
 #[test]
 fn udp_ipv4_plain() {
     let buf = Spec::default().build();
-    let l = Frame::parse(&buf).unwrap();
+    let l = Layers::parse(&buf).unwrap();
     assert_eq!(l.eth.src(), [2, 0, 0, 0, 0, 1]);
     assert_eq!(l.eth.ethertype(), EtherType::IPV4);
     assert!(l.vlans.is_empty());
@@ -43,7 +43,7 @@ fn single_and_double_vlan() {
             ..Spec::default()
         }
         .build();
-        let l = Frame::parse(&buf).unwrap();
+        let l = Layers::parse(&buf).unwrap();
         let tags = l.vlans.as_slice();
         assert_eq!(tags.len(), vlans.len());
         for (t, id) in tags.iter().zip(&vlans) {
@@ -73,7 +73,7 @@ fn too_many_vlan_tags_is_other() {
     }
     buf.extend_from_slice(&[0x08, 0x00]);
     buf.extend_from_slice(&[0; 30]);
-    let l = Frame::parse(&buf).unwrap();
+    let l = Layers::parse(&buf).unwrap();
     assert_eq!(l.vlans.len(), 3);
     assert_eq!(l.net, Net::Other(EtherType::VLAN_TAGGED_FRAME));
     assert_eq!(l.transport, Transport::None);
@@ -90,7 +90,7 @@ fn ipv4_options_and_tcp_options() {
         ..Spec::default()
     };
     let buf = spec.build();
-    let l = Frame::parse(&buf).unwrap();
+    let l = Layers::parse(&buf).unwrap();
     let Net::Ipv4(ip) = l.net else { panic!() };
     assert_eq!(ip.header_len(), 28);
     assert_eq!(ip.options(), &spec.ipv4_options[..]);
@@ -116,7 +116,7 @@ fn ipv6_extension_headers() {
         ..Spec::default()
     };
     let buf = spec.build();
-    let l = Frame::parse(&buf).unwrap();
+    let l = Layers::parse(&buf).unwrap();
     let Net::Ipv6(ip) = l.net else { panic!() };
     assert_eq!(ip.next_header(), IpNumber::IPV6_HEADER_HOP_BY_HOP);
     assert_eq!(ip.ext_headers().len(), 24);
@@ -192,7 +192,7 @@ fn arp_frame(op: ArpOperation) -> Vec<u8> {
 #[test]
 fn arp_reply() {
     let mut buf = arp_frame(ArpOperation::REQUEST);
-    let l = Frame::parse(&buf).unwrap();
+    let l = Layers::parse(&buf).unwrap();
     let Net::Arp(a) = l.net else { panic!() };
     assert_eq!(a.target_ip(), Ipv4Addr::new(10, 0, 0, 2));
     assert_eq!(l.transport, Transport::None);
@@ -240,7 +240,7 @@ fn udp_reply_and_resize() {
             buf.resize(1600, 0xee);
             edit::udp_reply_in_place(&mut buf).unwrap();
             assert!(etherparse_checksums_ok(&buf));
-            let m = Frame::parse(&buf).unwrap().meta();
+            let m = Layers::parse(&buf).unwrap().meta();
             let max = edit::max_udp_payload_len(&buf).unwrap();
             assert_eq!(max, 1600 - m.payload_offset);
             // grow
@@ -250,7 +250,7 @@ fn udp_reply_and_resize() {
             assert_eq!(n, m.payload_offset + answer.len());
             assert!(etherparse_checksums_ok(&buf[..n]));
             assert!(edit::checksums_valid(&buf[..n]).unwrap());
-            let l = Frame::parse(&buf[..n]).unwrap();
+            let l = Layers::parse(&buf[..n]).unwrap();
             assert_eq!(l.payload(), answer);
             let Transport::Udp(u) = l.transport else {
                 panic!()
@@ -275,14 +275,14 @@ fn udp_reply_and_resize() {
 #[test]
 fn udp_zero_checksum_stays_zero() {
     let mut buf = Spec::default().build();
-    let m = Frame::parse(&buf).unwrap().meta();
+    let m = Layers::parse(&buf).unwrap().meta();
     buf[m.transport_offset + 6] = 0;
     buf[m.transport_offset + 7] = 0;
     edit::set_src_ip(&mut buf, IpAddr::V4(Ipv4Addr::new(1, 2, 3, 4))).unwrap();
     edit::set_dst_port(&mut buf, 9).unwrap();
     edit::recompute_checksums(&mut buf).unwrap();
     edit::set_udp_payload_len(&mut buf, 2).unwrap();
-    let l = Frame::parse(&buf).unwrap();
+    let l = Layers::parse(&buf).unwrap();
     let Transport::Udp(u) = l.transport else {
         panic!()
     };
@@ -334,7 +334,7 @@ fn address_and_port_rewrites() {
         edit::swap_ips(&mut buf).unwrap();
         edit::swap_macs(&mut buf).unwrap();
         assert!(etherparse_checksums_ok(&buf), "{spec:?}");
-        let l = Frame::parse(&buf).unwrap();
+        let l = Layers::parse(&buf).unwrap();
         match l.net {
             Net::Ipv4(ip) => {
                 assert_eq!(IpAddr::V4(ip.dst_addr()), a);
@@ -397,7 +397,7 @@ fn fragments_are_refused_for_transport_edits() {
     // set more-fragments
     buf[14 + 6] |= 0x20;
     edit::recompute_checksums(&mut buf).unwrap();
-    let l = Frame::parse(&buf).unwrap();
+    let l = Layers::parse(&buf).unwrap();
     assert_eq!(l.transport, Transport::Fragment(IpNumber::UDP));
     assert_eq!(l.meta().transport, TransportKind::Fragment(IpNumber::UDP));
     let before = buf.clone();
@@ -425,7 +425,7 @@ fn other_ethertype_and_protocol() {
     let mut buf = vec![0xffu8; 12];
     buf.extend_from_slice(&[0x88, 0xcc]); // LLDP
     buf.extend_from_slice(&[1, 2, 3]);
-    let l = Frame::parse(&buf).unwrap();
+    let l = Layers::parse(&buf).unwrap();
     assert_eq!(l.net, Net::Other(EtherType(0x88cc)));
     assert_eq!(l.payload(), &[1, 2, 3]);
     assert_eq!(l.meta().payload_offset, 14);
@@ -438,7 +438,7 @@ fn other_ethertype_and_protocol() {
         .ipv4([1, 1, 1, 1], [2, 2, 2, 2], 5)
         .write(&mut v, IpNumber(47), &[0, 0, 8, 0])
         .unwrap();
-    let l = Frame::parse(&v).unwrap();
+    let l = Layers::parse(&v).unwrap();
     assert_eq!(l.transport, Transport::Other(IpNumber(47)));
     assert_eq!(l.payload(), &[0, 0, 8, 0]);
     edit::set_src_ip(&mut v, Ipv4Addr::new(3, 3, 3, 3).into()).unwrap();
@@ -452,7 +452,7 @@ fn lying_lengths_are_errors() {
     let mut b = good.clone();
     b[16..18].copy_from_slice(&200u16.to_be_bytes());
     assert!(matches!(
-        Frame::parse(&b),
+        Layers::parse(&b),
         Err(ProtoError::Truncated {
             layer: Layer::Ipv4,
             ..
@@ -462,7 +462,7 @@ fn lying_lengths_are_errors() {
     let mut b = good.clone();
     b[16..18].copy_from_slice(&10u16.to_be_bytes());
     assert!(matches!(
-        Frame::parse(&b),
+        Layers::parse(&b),
         Err(ProtoError::BadLength {
             layer: Layer::Ipv4,
             ..
@@ -472,14 +472,14 @@ fn lying_lengths_are_errors() {
     let mut b = good.clone();
     b[14] = 0x43;
     assert!(matches!(
-        Frame::parse(&b),
+        Layers::parse(&b),
         Err(ProtoError::BadHeaderLen { .. })
     ));
     // UDP length beyond the IP payload
     let mut b = good.clone();
     b[38..40].copy_from_slice(&100u16.to_be_bytes());
     assert!(matches!(
-        Frame::parse(&b),
+        Layers::parse(&b),
         Err(ProtoError::Truncated {
             layer: Layer::Udp,
             ..
@@ -489,7 +489,7 @@ fn lying_lengths_are_errors() {
     let mut b = good.clone();
     b[38..40].copy_from_slice(&3u16.to_be_bytes());
     assert!(matches!(
-        Frame::parse(&b),
+        Layers::parse(&b),
         Err(ProtoError::BadLength {
             layer: Layer::Udp,
             ..
@@ -503,7 +503,7 @@ fn lying_lengths_are_errors() {
     .build();
     b[18..20].copy_from_slice(&999u16.to_be_bytes());
     assert!(matches!(
-        Frame::parse(&b),
+        Layers::parse(&b),
         Err(ProtoError::Truncated {
             layer: Layer::Ipv6,
             ..
@@ -518,15 +518,15 @@ fn lying_lengths_are_errors() {
     .build();
     b[14 + 6] = 60; // first header: destination options
     b[14 + 40] = 0; // next: hop-by-hop (not first)
-    assert!(Frame::parse(&b).is_err());
+    assert!(Layers::parse(&b).is_err());
     // truncated everywhere
     for n in 0..good.len() {
-        assert!(Frame::parse(&good[..n]).is_err(), "len {n}");
+        assert!(Layers::parse(&good[..n]).is_err(), "len {n}");
     }
     // padding after the IP packet is fine and not part of it
     let mut b = good.clone();
     b.extend_from_slice(&[0; 20]);
-    let l = Frame::parse(&b).unwrap();
+    let l = Layers::parse(&b).unwrap();
     assert_eq!(l.payload(), b"hello");
     assert_eq!(l.meta().net_len, good.len() - 14);
 }
@@ -534,7 +534,7 @@ fn lying_lengths_are_errors() {
 #[test]
 fn meta_views_are_checked() {
     let mut buf = Spec::default().build();
-    let m = Frame::parse(&buf).unwrap().meta();
+    let m = Layers::parse(&buf).unwrap().meta();
     assert!(m.ipv4_mut(&mut buf).is_ok());
     assert!(m.udp_mut(&mut buf).is_ok());
     assert!(m.tcp_mut(&mut buf).is_err() || m.transport != TransportKind::Tcp);
@@ -549,5 +549,5 @@ fn meta_views_are_checked() {
     assert!(m.payload_mut(&mut short).is_empty());
     m.payload_mut(&mut buf).copy_from_slice(b"HELLO");
     edit::recompute_checksums(&mut buf).unwrap();
-    assert_eq!(Frame::parse(&buf).unwrap().payload(), b"HELLO");
+    assert_eq!(Layers::parse(&buf).unwrap().payload(), b"HELLO");
 }

@@ -7,7 +7,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 
 use super::util::{etherparse_checksums_ok, Kind, Spec};
-use crate::proto::{checksum, edit, Frame, Net, Transport};
+use crate::proto::{checksum, edit, Layers, Net, Transport};
 
 fn vlans() -> impl Strategy<Value = Vec<u16>> {
     prop_oneof![
@@ -80,7 +80,7 @@ pub fn spec() -> impl Strategy<Value = Spec> {
 
 /// Asserts that everything we read equals what etherparse reads.
 fn assert_same_as_etherparse(buf: &[u8]) {
-    let l = Frame::parse(buf).unwrap();
+    let l = Layers::parse(buf).unwrap();
     let h = PacketHeaders::from_ethernet_slice(buf).unwrap();
     let eth = h.link.clone().unwrap().ethernet2().unwrap();
     assert_eq!(l.eth.src(), eth.source);
@@ -228,7 +228,7 @@ pub(super) fn op() -> impl Strategy<Value = Op> {
 }
 
 fn addr_for(buf: &[u8], raw: [u8; 16]) -> IpAddr {
-    match Frame::parse(buf).unwrap().net {
+    match Layers::parse(buf).unwrap().net {
         Net::Ipv6(_) => IpAddr::V6(Ipv6Addr::from(raw)),
         _ => IpAddr::V4(Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3])),
     }
@@ -256,7 +256,7 @@ pub(super) fn apply_and_check(buf: &mut Vec<u8>, op: &Op) -> bool {
         Op::EchoReply => edit::icmp_echo_reply_in_place(buf),
         Op::UdpReply => edit::udp_reply_in_place(buf),
         Op::UdpLen(n) => {
-            let m = Frame::parse(buf).unwrap().meta();
+            let m = Layers::parse(buf).unwrap().meta();
             buf.resize(m.payload_offset + 300, 0x5a);
             match edit::set_udp_payload_len(buf, *n) {
                 Ok(len) => {
@@ -394,7 +394,7 @@ proptest! {
         let mut buf = spec.build();
         let zeroed = zero_udp && !spec.v6 && spec.kind == Kind::Udp;
         if zeroed {
-            let m = Frame::parse(&buf).unwrap().meta();
+            let m = Layers::parse(&buf).unwrap().meta();
             buf[m.transport_offset + 6] = 0;
             buf[m.transport_offset + 7] = 0;
         }
@@ -403,7 +403,7 @@ proptest! {
             assert_checksums(&buf);
         }
         if zeroed {
-            let Transport::Udp(u) = Frame::parse(&buf).unwrap().transport else { panic!() };
+            let Transport::Udp(u) = Layers::parse(&buf).unwrap().transport else { panic!() };
             prop_assert_eq!(u.checksum(), 0);
         }
     }

@@ -235,7 +235,7 @@ type Edit = dyn Fn(&mut Vec<u8>);
 /// Runs every parser, accessor and edit on `input`; must not panic.
 pub fn exercise(input: &[u8]) {
     // Whole-frame parse and every view it gives.
-    if let Ok(l) = Frame::parse(input) {
+    if let Ok(l) = Layers::parse(input) {
         let m = l.meta();
         let _ = (l.payload().len(), l.vlans.as_slice().len(), l.eth.src());
         let mut c = input.to_vec();

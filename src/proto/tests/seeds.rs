@@ -74,7 +74,7 @@ pub fn seed_frames() -> Vec<(&'static str, Vec<u8>)> {
 #[test]
 fn seed_frames_parse() {
     for (name, f) in seed_frames() {
-        assert!(crate::proto::Frame::parse(&f).is_ok(), "{name}");
+        assert!(crate::proto::Layers::parse(&f).is_ok(), "{name}");
     }
 }
 
