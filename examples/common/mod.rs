@@ -5,9 +5,13 @@
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
+#[cfg(feature = "engine")]
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(feature = "engine")]
+use std::time::Instant;
 
+#[cfg(feature = "engine")]
 use fluxcapacitor::engine::{EngineStats, StopHandle};
 
 /// `--key value` / `--flag` arguments.
@@ -117,6 +121,7 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
 }
 
 /// Prints one line per second from the engine's live counters until `done`.
+#[cfg(feature = "engine")]
 pub fn spawn_rate_printer(
     stats: EngineStats,
     label: &'static str,
@@ -237,6 +242,7 @@ pub fn print_result(name: &str, pkts: u64, secs: f64, cpu_at_start: f64) {
 }
 
 /// Stops on Ctrl-C / SIGTERM, and after `--duration SECS` when given.
+#[cfg(feature = "engine")]
 pub fn arm_stop(stop: &StopHandle, args: &Args) -> Result<(), fluxcapacitor::Error> {
     stop.stop_on_signals()?;
     if let Some(d) = args.duration() {

@@ -14,6 +14,7 @@
 //! ip netns exec fxns nc -u 198.18.0.1 7      # the client needs a route, nothing else
 //! ```
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

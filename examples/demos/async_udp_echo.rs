@@ -10,6 +10,7 @@
 //!      [--port 7] [--queue 0] [--mode auto|native|generic] [--duration SECS]
 //! ```
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

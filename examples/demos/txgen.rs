@@ -7,6 +7,7 @@
 //!      [--rate PPS] [--duration SECS] [--mode auto|native|generic]
 //! ```
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::net::Ipv4Addr;

@@ -10,6 +10,7 @@
 //!
 //! The program is attached with a `bpf_link`, so it goes away with the process.
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::os::fd::AsFd;

@@ -19,6 +19,7 @@
 //! receiver's count is the one to trust; this one counts frames handed to the
 //! driver.
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::net::Ipv4Addr;

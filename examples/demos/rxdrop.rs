@@ -7,6 +7,7 @@
 //!      [--pin CPU] [--no-watch] [--duration SECS]
 //! ```
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};

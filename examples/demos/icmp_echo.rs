@@ -12,6 +12,7 @@
 //! ip netns exec fxns ping -6 2001:2:0:ff::1 # after: ip -n fxns route add 2001:2:0:ff::1/128 dev fx0p
 //! ```
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::net::{Ipv4Addr, Ipv6Addr};

@@ -13,6 +13,7 @@
 //! ip netns exec fxns socat - UDP:198.18.0.1:7
 //! ```
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -7,6 +7,7 @@
 //!      [--mode auto|native|generic] [--batch 64] [--frame-size 4096] [--pin CPU] [--duration SECS]
 //! ```
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

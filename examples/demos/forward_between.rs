@@ -1,13 +1,14 @@
-//! fwd2: forward between two interfaces that share one UMEM — every frame received
+//! forward_between: forward between two interfaces that share one UMEM — every frame received
 //! on one is sent out of the other without a copy.
 //!
 //! ```sh
-//! sudo target/release/examples/fwd2 --a fx0 --b fx1 [--mode auto|native|generic]
+//! sudo target/release/examples/forward_between --a fx0 --b fx1 [--mode auto|native|generic]
 //!      [--a-mac MAC --b-mac MAC] [--duration SECS]
 //! ```
 //! With `--a-mac`/`--b-mac`, the destination MAC of frames leaving through A (B) is
 //! rewritten to that address (the next hop on that side).
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,12 +19,12 @@ use fluxcapacitor::engine::Engine;
 use fluxcapacitor::FluxBuilder;
 
 const USAGE: &str =
-    "fwd2 --a IF --b IF [--a-mac MAC] [--b-mac MAC] [--mode auto|native|generic] [--duration SECS]";
+    "forward_between --a IF --b IF [--a-mac MAC] [--b-mac MAC] [--mode auto|native|generic] [--duration SECS]";
 
 fn main() {
     let args = Args::parse(USAGE);
     if let Err(e) = run(&args) {
-        eprintln!("fwd2: {e}");
+        eprintln!("forward_between: {e}");
         std::process::exit(1);
     }
 }
@@ -44,7 +45,7 @@ fn run(args: &Args) -> Result<(), fluxcapacitor::Error> {
     let stop = engine.stop_handle();
     common::arm_stop(&stop, args)?;
     let done = Arc::new(AtomicBool::new(false));
-    let printer = common::spawn_rate_printer(engine.stats(), "fwd2", done.clone());
+    let printer = common::spawn_rate_printer(engine.stats(), "forward_between", done.clone());
     let stats = engine.stats();
     let cpu0 = common::cpu_secs();
     let t0 = std::time::Instant::now();
@@ -65,6 +66,11 @@ fn run(args: &Args) -> Result<(), fluxcapacitor::Error> {
         println!("  {q}");
     }
     println!("  frames: {}", report.frames[0]);
-    common::print_result("fwd2", total.tx_packets, t0.elapsed().as_secs_f64(), cpu0);
+    common::print_result(
+        "forward_between",
+        total.tx_packets,
+        t0.elapsed().as_secs_f64(),
+        cpu0,
+    );
     Ok(())
 }

@@ -11,6 +11,7 @@
 //! naps), because this program's runtime serves this one socket; `readiness` is
 //! the library default.
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

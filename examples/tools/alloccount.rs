@@ -10,6 +10,7 @@
 //!
 //! Prints `RESULT name=alloccount … allocs=N allocs_per_pkt=X`.
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
