@@ -227,53 +227,6 @@ fn echo_round_trip_with_a_real_udp_client() {
     assert_at_rest(&mut rx, &mut tx, 0);
 }
 
-/// `ETHTOOL_SCHANNELS` on a veth: set its active rx/tx queue counts.
-fn set_channels(ifname: &str, rx: u32, tx: u32) {
-    #[repr(C)]
-    #[derive(Default)]
-    struct Channels {
-        cmd: u32,
-        max_rx: u32,
-        max_tx: u32,
-        max_other: u32,
-        max_combined: u32,
-        rx_count: u32,
-        tx_count: u32,
-        other_count: u32,
-        combined_count: u32,
-    }
-    #[repr(C)]
-    struct Ifreq {
-        name: [libc::c_char; libc::IFNAMSIZ],
-        data: *mut libc::c_void,
-        _pad: [u8; 16],
-    }
-    let mut ch = Channels {
-        cmd: 0x3d, // ETHTOOL_SCHANNELS
-        rx_count: rx,
-        tx_count: tx,
-        ..Default::default()
-    };
-    let mut ifr = Ifreq {
-        name: [0; libc::IFNAMSIZ],
-        data: (&mut ch as *mut Channels).cast(),
-        _pad: [0; 16],
-    };
-    for (d, s) in ifr.name.iter_mut().zip(ifname.bytes()) {
-        *d = s as libc::c_char;
-    }
-    // SAFETY: a fresh datagram socket, closed below; `ifr` is a valid ifreq whose
-    // data points at a live ethtool_channels.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
-        assert!(fd >= 0);
-        let rc = libc::ioctl(fd, 0x8946, &mut ifr); // SIOCETHTOOL
-        let err = std::io::Error::last_os_error();
-        libc::close(fd);
-        assert_eq!(rc, 0, "ETHTOOL_SCHANNELS {ifname} rx {rx} tx {tx}: {err}");
-    }
-}
-
 #[test]
 fn tx_full_gives_the_frame_back_and_nothing_leaks() {
     if skip_without_root() {
