@@ -121,7 +121,7 @@ pub const MAX_NEIGHBOUR_ADDRS: usize = 4;
 /// address. Everything else — ARP replies, requests for other addresses, VLAN-tagged
 /// requests, other ICMPv6 — is steered by the [`SteeringFilter`] rules like any other
 /// packet (with empty rules: to the socket). [`ProgramCounters::nd_requests`](super::ProgramCounters::nd_requests) counts
-/// the requests handed over per queue, [`XdpProgram::neighbour_replies`] the answers.
+/// the requests handed over per queue, [`XdpProgram::neighbour_replies`](super::XdpProgram::neighbour_replies) the answers.
 ///
 /// The TC program is attached as a tcx link on kernels 6.6 and later (detached when
 /// the program is dropped or the process dies), else through a `clsact` qdisc

@@ -75,7 +75,7 @@ impl XdpProgram {
     }
 
     /// Neighbour answers (ARP replies, Neighbor Advertisements) the responder sent,
-    /// summed over CPUs (0 without [`Neighbours`]).
+    /// summed over CPUs (0 without [`Neighbours`](super::Neighbours)).
     pub fn neighbour_replies(&self) -> Result<u64> {
         let per_cpu = self
             .map("flux_nd_stats")?
