@@ -14,6 +14,8 @@
 #   --sizes LIST   frame sizes (default "64 1514")
 #   --only REGEX   run only the variants whose name matches
 #   --watch-cost   add engine_rxdrop_nowatch (the device watch off), to compare
+#   --with-rust-peers  add the same rxdrop loop on other Rust AF_XDP crates
+#                  (bench/peers: xdpilone), behind the same embedded XDP program
 #   --with-c-ref   add the C reference receivers of ../shared/bench-ref (libxdp),
 #                  built with `make -C ../shared/bench-ref BIN=<target>/bench-ref`
 #   --no-build     use the binaries already built
@@ -39,6 +41,7 @@ QUICK=0
 SIZES="64 1514"
 ONLY=""
 WITH_C=0
+WITH_PEERS=0
 WATCH_COST=0
 BUILD=1
 while [ $# -gt 0 ]; do
@@ -49,6 +52,7 @@ while [ $# -gt 0 ]; do
         --sizes) SIZES="${2:?}"; shift 2 ;;
         --only) ONLY="${2:?}"; shift 2 ;;
         --with-c-ref) WITH_C=1; shift ;;
+        --with-rust-peers) WITH_PEERS=1; shift ;;
         --watch-cost) WATCH_COST=1; shift ;;
         --no-build) BUILD=0; shift ;;
         -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
@@ -72,6 +76,10 @@ if [ "$BUILD" -eq 1 ]; then
     (cd "$REPO_ROOT" && cargo build --release --features async --examples -q)
 fi
 [ -x "$EX/xdpgen" ] && [ -x "$EX/xdpdrop" ] || fx_die "examples not built in $EX"
+if [ "$WITH_PEERS" -eq 1 ] && [ "$BUILD" -eq 1 ]; then
+    fx_log "build: the Rust peers (bench/peers)"
+    (cd "$REPO_ROOT/bench/peers" && CARGO_TARGET_DIR="$TARGET" cargo build --release -q)
+fi
 if [ "$WITH_C" -eq 1 ]; then
     if [ -d "$REPO_ROOT/../shared/bench-ref" ]; then
         fx_install_pkgs libbpf-dev libxdp-dev || true
@@ -248,6 +256,10 @@ measure() {
         local got; got="$(result_field "$cnt" pkts)"
         pps="$(awk -v n="$got" -v s="$(result_field "$log" secs)" 'BEGIN { if (s > 0) printf "%.0f", n / s }')"
         ns="$(result_field "$log" cpu_ns_per_pkt)" ;;
+    rust_xdpilone_rxdrop)
+        gen 0 "$size"
+        "$TARGET/release/xdpilone_rxdrop" --iface "$H" --pin 1 --duration "$SECS" >"$log" 2>&1 || true
+        pps="$(result_field "$log" pps)"; ns="$(result_field "$log" cpu_ns_per_pkt)" ;;
     c_rxdrop|c_rxdrop_poll|shared_c_rxdrop_poll|shared_c_rxdrop)
         local opt=() cpu=1
         [ "${v%_poll}" = "$v" ] || opt=(-p)
@@ -306,6 +318,7 @@ FWD=(xdp_drop_softirq engine_l2fwd engine_l2fwd_b128 engine_txonly engine_txonly
 SHARED=(shared_engine_rxdrop shared_engine_rxdrop_busypoll)
 SCALE=(scale_xdp_drop_2q scale_rxdrop_1w scale_rxdrop_2w)
 [ "$WATCH_COST" -eq 1 ] && MAIN+=(engine_rxdrop_nowatch)
+[ "$WITH_PEERS" -eq 1 ] && MAIN+=(rust_xdpilone_rxdrop)
 if [ "$WITH_C" -eq 1 ]; then
     MAIN+=(c_rxdrop c_rxdrop_poll)
     FWD+=(c_l2fwd c_txonly)
