@@ -28,8 +28,9 @@ fn ping(ns: &str, ip: Ipv4Addr, count: u32) -> String {
             &count.to_string(),
             "-i",
             "0.01",
+            // Only matters when no reply comes at all: long enough for a starved VM.
             "-W",
-            "2",
+            "10",
         ])
         .arg(ip.to_string())
         .output()
