@@ -18,6 +18,7 @@
 #include <linux/bpf.h>
 #include <linux/genetlink.h>
 #include <linux/if_link.h>
+#include <linux/if_xdp.h>
 #include <linux/netlink.h>
 #include <net/if.h>
 #include <sched.h>
@@ -332,6 +333,65 @@ static int try_bind(int ifindex, uint16_t flags, uint32_t umem_flags, uint32_t t
     return rc;
 }
 
+// Copy-mode TX: queue 100 frames, kick once, and read what the kernel published:
+// the TX consumer index and the COMPLETION producer index. The kernel sends at most
+// 32 a kick; whether the TX consumer shows them right after the kick differs.
+static void probe_tx_publish(int ifindex) {
+    const char *stage = "";
+    int fd = xsk_new(0, 0, &stage);
+    if (fd < 0) {
+        out("tx_consumer_published_per_kick", 0, "%s: %s", stage, err(-fd));
+        return;
+    }
+    // Rings are mapped before bind: 6.1 refuses mmap on a bound socket (EBUSY).
+    struct xdp_mmap_offsets off;
+    socklen_t ol = sizeof off;
+    if (getsockopt(fd, SOL_XDP_, XDP_MMAP_OFFSETS, &off, &ol) < 0) {
+        out("tx_consumer_published_per_kick", 0, "XDP_MMAP_OFFSETS: %s", err(errno));
+        close(fd);
+        return;
+    }
+    size_t txlen = off.tx.desc + 64 * sizeof(struct xdp_desc);
+    size_t cqlen = off.cr.desc + 64 * sizeof(uint64_t);
+    char *tx = mmap(NULL, txlen, PROT_READ | PROT_WRITE, MAP_SHARED, fd, XDP_PGOFF_TX_RING);
+    char *cq = mmap(NULL, cqlen, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+                    XDP_UMEM_PGOFF_COMPLETION_RING);
+    if (tx == MAP_FAILED || cq == MAP_FAILED) {
+        out("tx_consumer_published_per_kick", 0, "mmap: %s", err(errno));
+        close(fd);
+        return;
+    }
+    int rc = xsk_bind(fd, ifindex, XDP_COPY_);
+    next_queue++;
+    if (rc < 0) {
+        out("tx_consumer_published_per_kick", 0, "bind: %s", err(-rc));
+        close(fd);
+        return;
+    }
+    struct xdp_desc *d = (struct xdp_desc *)(tx + off.tx.desc);
+    for (unsigned i = 0; i < 64; i++) {
+        unsigned char *f = (unsigned char *)umem_area + i * FRAME;
+        memset(f, 0, 64);
+        memset(f, 0xff, 6);
+        f[6] = 0x02;
+        f[12] = 0x88;
+        f[13] = 0xb5;
+        d[i].addr = i * FRAME;
+        d[i].len = 64;
+        d[i].options = 0;
+    }
+    __atomic_store_n((uint32_t *)(tx + off.tx.producer), 64, __ATOMIC_RELEASE);
+    sendto(fd, NULL, 0, MSG_DONTWAIT, NULL, 0);
+    uint32_t cons = __atomic_load_n((uint32_t *)(tx + off.tx.consumer), __ATOMIC_ACQUIRE);
+    uint32_t done = __atomic_load_n((uint32_t *)(cq + off.cr.producer), __ATOMIC_ACQUIRE);
+    out("tx_consumer_published_per_kick", cons == done && done > 0,
+        "64 queued, one kick: completed=%u, TX consumer shows %u taken%s", done, cons,
+        cons == done ? "" : " (consumer published lazily: TX looks fuller than it is)");
+    munmap(tx, txlen);
+    munmap(cq, cqlen);
+    close(fd);
+}
+
 static void sh(const char *cmd) {
     if (system(cmd) != 0) {
         fprintf(stderr, "kprobe: `%s` failed\n", cmd);
@@ -462,6 +522,7 @@ int main(int argc, char **argv) {
         out("xdp_max_tx_skb_budget", g == 0, "%s", g == 0 ? "setsockopt ok" : err(errno));
         close(fd);
     }
+    probe_tx_publish(ifindex);
     rc = try_bind(ifindex, XDP_COPY_ | XDP_USE_SG_, 0, 0, &stage, NULL);
     out("xsk_use_sg_copy", rc == 0, "%s%s%s", rc == 0 ? "bind XDP_COPY|XDP_USE_SG ok" : stage,
         rc == 0 ? "" : ": ", rc == 0 ? "" : err(-rc));

@@ -48,7 +48,7 @@ def failures(log):
             if l == f"---- {name} stdout ----":
                 inside = True
                 continue
-            if inside and (l.startswith("---- ") or l == "failures:"):
+            if inside and (l.startswith("---- ") or l == "failures:" or l == "stack backtrace:"):
                 break
             if inside and l.strip() and not l.startswith("note: run with"):
                 msg.append(l)
@@ -68,21 +68,32 @@ def skips(log):
     return res
 
 
+def ran(k):
+    """The suites kernel k was asked to run."""
+    path = f"{OUT}/{k}/suites.tsv"
+    return [l.split("\t")[0] for l in open(path)] if os.path.exists(path) else []
+
+
 envs = {k: kv(f"{OUT}/{k}/env.txt") for k in KERNELS}
-head = [f"{k} ({envs[k].get('kernel', '?')})" if k != "host" else f"host ({envs[k].get('kernel', '?')})"
-        for k in KERNELS]
+head = [f"{k} ({envs[k].get('kernel', '?')})" for k in KERNELS]
 bad = False
+totals = [0, 0, 0]
 rows, trows = [], []
 for s in SUITES:
     row, trow = [s], [s]
     for k in KERNELS:
         r = kv(f"{OUT}/{k}/{s}.res")
+        if s not in ran(k):
+            row.append("-")
+            trow.append("-")
+            continue
         if not r:
             row.append("no result")
             trow.append("-")
             bad = True
             continue
         p, f, g = int(r["passed"]), int(r["failed"]), int(r["ignored"])
+        totals = [totals[0] + p, totals[1] + f, totals[2] + g]
         cell = f"{p} passed"
         if f:
             cell += f", {f} FAILED"
@@ -155,4 +166,5 @@ if probes:
         prow.append([feat] + [" ".join(by.get(k, ["-", ""])).strip() for k in ks])
     table(["feature"] + [f"{k}" for k in ks], prow)
 
+print(f"\nkernel matrix: {totals[0]} passed, {totals[1]} failed, {totals[2]} skipped")
 sys.exit(1 if bad else 0)

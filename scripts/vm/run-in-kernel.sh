@@ -26,6 +26,9 @@
 #      and kernels. FX_VM_ACCEL=tcg (default) | kvm. A /dev/kvm that is software
 #      nested virtualisation cannot boot stock kernels, so TCG is the default.
 set -euo pipefail
+# The whole script is one block: bash reads it completely before running it, so
+# editing the file while a (long) run is under way cannot derail that run.
+{
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=scripts/lib.sh
@@ -99,7 +102,10 @@ fx_vm_newest() {
     fi
     if [ -z "$found" ]; then
         # Offline: the newest one already in the cache will do.
-        found="$(cd "$KDIR" 2>/dev/null && ls -d "$series".* 2>/dev/null | grep -E "${re#^linux-image-}" | sort -V | tail -n1)"
+        local d
+        found="$(for d in "$KDIR/$series".*; do
+            [[ ${d##*/} =~ ${re#^linux-image-} ]] && [ -d "$d" ] && echo "${d##*/}"
+        done | sort -V | tail -n1)"
         [ -n "$found" ] || fx_die "no linux-image package of series $series in apt (apt-get update?) nor in $KDIR"
         echo "$found"
         return
@@ -212,15 +218,20 @@ if [ "$LOOP" -eq 1 ]; then
         args+=("--qemu-opts=-netdev hubport,id=fxzc$i,hubid=42 -device virtio-net-pci,netdev=fxzc$i,mac=02:00:00:00:42:0$i,disable-legacy=on,iommu_platform=on")
     done
     # Whatever udev called them, the guest command sees them as fxzc0 and fxzc1, up.
+    # shellcheck disable=SC2016 # expanded in the guest
     rename='for i in 0 1; do d=$(grep -lx 02:00:00:00:42:0$i /sys/class/net/*/address | cut -d/ -f5) && ip link set dev "$d" name fxzc$i && ip link set dev fxzc$i up || exit 70; done'
     cmd="$rename; $cmd"
 fi
 
 export PATH="$VENV/bin:$PATH"   # vng starts virtme-run from PATH
 fx_log "vm: booting $KVER (${FX_VM_ACCEL:-tcg}, $CPUS cpus, $MEM)"
+# QEMU opens its stdout and stderr anew and truncates them: through pipes, a log
+# file that the caller redirected us into keeps what was written before.
 set +e
-timeout --foreground -k 10 "$TIMEOUT" "$VENV/bin/vng" "${args[@]}" -- "$cmd"
-rc=$?
+timeout --foreground -k 10 "$TIMEOUT" "$VENV/bin/vng" "${args[@]}" -- "$cmd" 2> >(cat >&2) | cat
+rc=${PIPESTATUS[0]}
+wait "$!" 2>/dev/null
 set -e
 [ "$rc" -eq 124 ] && fx_log "vm: $KVER killed after ${TIMEOUT}s (--timeout)"
 exit "$rc"
+}
