@@ -7,7 +7,8 @@
 # pairs and load XDP programs, and they fail (never skip) without privileges.
 # Installs missing build dependencies, then runs, stopping at the first
 # failure:  cargo fmt --check, cargo clippy -D warnings, cargo doc -D warnings
-# (these three are skipped with --quick), and cargo test --all-features.
+# (these three are skipped with --quick), and cargo test --all-features, and (not
+# with --quick) the kernel matrix: the same tests in 6.1 and 6.12 VMs, zero-copy on 6.18.
 # Finally checks that the run left no network namespace or veth named fx*.
 set -euo pipefail
 
@@ -156,4 +157,12 @@ if [ "$QUICK" -eq 0 ]; then
 
     section "ring model test under Miri (scripts/miri.sh)"
     bash "$SCRIPT_DIR/miri.sh" 2>&1 | tee -a "$TEST_LOG"
+fi
+
+# ---- kernel matrix -----------------------------------------------------------
+# The binaries cargo test built above, in VMs booting Debian's 6.1 and 6.12, and the
+# zero-copy test on 6.18 (scripts/kernel-matrix.sh --help; README "Supported kernels").
+if [ "$QUICK" -eq 0 ]; then
+    section "kernel matrix: scripts/kernel-matrix.sh --ci --no-build"
+    bash "$SCRIPT_DIR/kernel-matrix.sh" --ci --no-build
 fi
