@@ -148,6 +148,15 @@ for (s, name, why), ks in sorted(seen.items()):
 if not seen:
     print("none")
 
+# The test's own lines (with --nocapture one may follow libtest's "test ... " on its line).
+zc = [(k, m.group(0)) for k in KERNELS if os.path.exists(f"{OUT}/{k}/zerocopy.log")
+      for l in open(f"{OUT}/{k}/zerocopy.log", errors="replace")
+      for m in [re.search(r"kernel \d\S*: .*", l)] if m]
+if zc:
+    print("\n== zero-copy (tests/zerocopy.rs on two virtio-net NICs) ==")
+    for k, l in zc:
+        print(f"[{k}] {l}")
+
 probes = {}
 for k in KERNELS:
     path = f"{OUT}/{k}/probe.tsv"
