@@ -29,13 +29,13 @@
 #   --keep-going    run the remaining kernels after one has failures
 #   --zerocopy      only the zero-copy run: kernels "6.18 6.12 6.1", suite zerocopy
 #   --ci            what scripts/test.sh runs: 6.1 and 6.12 with every suite that
-#                   talks to the kernel, 6.18 with the zero-copy suite, 2 test
-#                   threads (FX_TEST_THREADS), --keep-going
+#                   talks to the kernel, 6.18 with the zero-copy suite, --keep-going
 #   --out DIR       results (default target/kernel-matrix/run)
-# Env: FX_CARGO_LOCK (a file: cargo runs under `flock` on it), FX_TEST_THREADS
-#      (1), FX_SUITE_TIMEOUT (1200 s a suite), FX_ZC_MIN (6.16: the oldest kernel whose
+# Env: FX_CARGO_LOCK (a file: cargo runs under `flock` on it); FX_TEST_THREADS
+#      (libtest threads, default 2, one a vCPU; 1 makes a guest run ~1.5x longer);
+#      FX_SUITE_TIMEOUT (1200 s a suite); FX_ZC_MIN (6.16: the oldest kernel whose
 #      virtio-net is expected to do zero-copy; older ones must refuse it with the
-#      typed error), FX_VM_* (see scripts/vm/run-in-kernel.sh).
+#      typed error); FX_VM_* (see scripts/vm/run-in-kernel.sh).
 set -euo pipefail
 # The whole script is one block: bash reads it completely before running it, so
 # editing the file while a (long) run is under way cannot derail that run.
@@ -60,10 +60,9 @@ while [ $# -gt 0 ]; do
         --zerocopy) KERNELS="6.18 6.12 6.1"; SUITES='^zerocopy$'; shift ;;
         --ci)
             # The suites that talk to the kernel on 6.1 and 6.12 (lib and sim do not),
-            # zero-copy on 6.18 (the host is 6.18 too), two test threads, all kernels.
+            # zero-copy on 6.18 (the host is 6.18 too), all kernels.
             k='^(core|engine|engine_alloc|system|system_async|icmp_echo|fidelity|conformance|zerocopy)$'
             KERNELS="6.1:$k 6.12:$k 6.18:^zerocopy\$"
-            export FX_TEST_THREADS="${FX_TEST_THREADS:-2}"
             KEEP_GOING=1
             shift ;;
         --out) OUT="$2"; shift 2 ;;
@@ -171,7 +170,7 @@ for spec in $KERNELS; do
             --env FLUX_REQUIRE_ROOT_TESTS=1 --env FX_KPROBE="$WORK/kprobe" \
             --env FX_KPROBE_IFACES="fxzc0 fxzc1" --env FLUX_ZC_IFACES=fxzc0,fxzc1 \
             --env FLUX_ZC_EXPECT="$zc_expect" \
-            --env FX_TEST_THREADS="${FX_TEST_THREADS:-1}" \
+            --env FX_TEST_THREADS="${FX_TEST_THREADS:-2}" \
             --env FX_SUITE_TIMEOUT="${FX_SUITE_TIMEOUT:-1200}" \
             "$kver" bash "$SCRIPT_DIR/vm/run-suites.sh" "$dir/manifest.tsv" "$dir" >&2
         rc=$?

@@ -5,7 +5,7 @@
 #   scripts/vm/run-suites.sh MANIFEST OUTDIR
 #
 # MANIFEST: lines `SUITE<TAB>EXECUTABLE[<TAB>EXTRA ARGS]`. For each suite, OUTDIR gets
-#   SUITE.log  the binary's whole output (run with --test-threads=$FX_TEST_THREADS, 1 default)
+#   SUITE.log  the binary's whole output (run with --test-threads=$FX_TEST_THREADS, default 2)
 #   SUITE.res  `rc= passed= failed= ignored= secs=` (one line)
 # and OUTDIR/env.txt has the kernel, the boot time (/proc/uptime at start) and
 # the time each step took. If FX_KPROBE names the kprobe binary, its feature
@@ -16,7 +16,7 @@ set -uo pipefail
 
 MANIFEST="$1"
 OUT="$2"
-THREADS="${FX_TEST_THREADS:-1}"
+THREADS="${FX_TEST_THREADS:-2}"
 mkdir -p "$OUT"
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
