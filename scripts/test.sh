@@ -12,7 +12,9 @@
 # --features async`), the simulated-device suite as an unprivileged user, and
 # the README's scripts end to end: setup_veth.sh (idempotent, with its
 # teardown), demo.sh --duration 3 and bench.sh --quick, each of which must
-# print non-zero rates and leave no namespace, interface or program behind.
+# print non-zero rates and leave no namespace, interface or program behind, and
+# (not with --quick) the kernel matrix: the same tests in 6.1 and 6.12 VMs,
+# zero-copy on 6.18 (scripts/kernel-matrix.sh).
 # Finally checks that the run left no network namespace or veth named fx*.
 set -euo pipefail
 
@@ -229,3 +231,11 @@ for n in $(ip netns list | awk '{print $1}' | grep -E '^fx[bq]ns[0-9]+$' || true
 done
 [ "$(flux_programs)" = "$PROGS_BEFORE" ] || { echo "FAIL: the bench left an XDP program loaded"; exit 1; }
 echo "ok: the bench printed its table and left nothing behind"
+
+# ---- kernel matrix -----------------------------------------------------------
+# The binaries cargo test built above, in VMs booting Debian's 6.1 and 6.12, and the
+# zero-copy test on 6.18 (scripts/kernel-matrix.sh --help; README "Supported kernels").
+if [ "$QUICK" -eq 0 ]; then
+    section "kernel matrix: scripts/kernel-matrix.sh --ci --no-build"
+    bash "$SCRIPT_DIR/kernel-matrix.sh" --ci --no-build
+fi

@@ -312,9 +312,11 @@ fn both_directions_on_one_socket() {
     // Peer -> socket.
     let payloads: Vec<Vec<u8>> = (0..N).map(|i| seq_payload(i, 100)).collect();
     let (ns, src, dst) = (pair.ns.clone(), pair.peer_addr(40001), pair.host_addr(PORT));
-    let sender = std::thread::spawn(move || {
-        send_paced(&ns, src, dst, payloads);
-    });
+    // Flow-controlled: at most 256 datagrams ahead of what the socket has taken, so a
+    // starved receiver (a slow VM, a busy machine) cannot run FILL dry between sends.
+    let progress = Arc::new(AtomicU64::new(0));
+    let p2 = progress.clone();
+    let sender = std::thread::spawn(move || send_windowed(&ns, src, dst, payloads, 1, p2, 256));
     let collector = std::thread::spawn(move || {
         cap.collect_until(
             |f| parse_udp_frame(f).is_some_and(|(_, d, _)| d.port() == PORT + 1),
@@ -325,18 +327,20 @@ fn both_directions_on_one_socket() {
     let mut got = Vec::new();
     for part in frames.chunks(64) {
         raw_send(&mut flux, part);
-        got.extend(raw_receive(
+        got.extend(raw_receive_counting(
             &mut flux,
             PORT,
             N as usize - got.len(),
             Duration::from_millis(1),
+            &progress,
         ));
     }
-    got.extend(raw_receive(
+    got.extend(raw_receive_counting(
         &mut flux,
         PORT,
         N as usize - got.len(),
         Duration::from_secs(5),
+        &progress,
     ));
     sender.join().unwrap();
     let stats = flux.statistics().unwrap();

@@ -35,8 +35,9 @@ fn ping(ns: &str, ip: impl Into<IpAddr>, count: u32) -> String {
             &count.to_string(),
             "-i",
             "0.01",
+            // Only matters when no reply comes at all: long enough for a starved VM.
             "-W",
-            "2",
+            "10",
         ])
         .arg(ip.to_string())
         .output()
