@@ -242,11 +242,26 @@ pub fn tx_budget(mut l: Link) {
     let frames: Vec<Vec<u8>> = (0..100).map(|i| (l.frame)(i, 64)).collect();
     assert_eq!(queue(&mut l.tx, &frames), 100);
     l.tx.device().kick_tx().unwrap();
-    assert_eq!(
-        l.tx.raw().tx.unwrap().pending(),
-        68,
-        "exactly 32 taken by one kick"
-    );
+    // What one kick sent is what arrives. The TX consumer index the kernel publishes
+    // lags on older kernels (6.1 and 6.12: it is written when the next kick peeks),
+    // so the ring's pending count can only say "at least 68 left".
+    let first = receive_quiet(&mut l.rx, Duration::from_millis(300));
+    assert_eq!(first.len(), 32, "exactly 32 sent by one kick");
+    assert!(l.tx.raw().tx.unwrap().pending() >= 68);
     kick_until_consumed(&mut l.tx);
-    assert_eq!(receive(&mut l.rx, 100, true).len(), 100);
+    assert_eq!(receive(&mut l.rx, 68, true).len(), 68);
+}
+
+/// Takes what arrives until nothing has for `quiet`.
+fn receive_quiet(flux: &mut Flux, quiet: Duration) -> Vec<Vec<u8>> {
+    let mut got = Vec::new();
+    let mut last = Instant::now();
+    while last.elapsed() < quiet {
+        let more = drain(flux, true);
+        if !more.is_empty() {
+            last = Instant::now();
+        }
+        got.extend(more);
+    }
+    got
 }
