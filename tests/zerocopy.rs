@@ -84,7 +84,11 @@ fn zero_copy_flux(ifname: &str) -> Result<Flux, Error> {
 /// the frames to FILL and wakes the driver if it asks. Returns how many frames came.
 fn drain_rx(flux: &mut Flux, seqs: &mut Vec<u32>) -> u32 {
     let RawParts {
-        fill, rx, umem, device: fd, ..
+        fill,
+        rx,
+        umem,
+        device: fd,
+        ..
     } = flux.raw();
     let (fill, rx) = (fill.expect("FILL ring"), rx.expect("RX ring"));
     let mut chunks = Vec::new();
