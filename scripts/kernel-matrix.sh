@@ -129,7 +129,14 @@ gcc -O2 -Wall -o "$WORK/kprobe" "$SCRIPT_DIR/vm/kprobe.c" || fx_die "cannot buil
 
 # --- run -------------------------------------------------------------------
 rm -rf "$OUT"
-mkdir -p "$OUT"
+mkdir -p "$OUT/bin"
+# The guests run private copies: a build while the matrix runs (same paths, new
+# files) must not change a binary under a running suite.
+while IFS=$'\t' read -r suite exe; do
+    cp "$exe" "$OUT/bin/$suite"
+    printf '%s\t%s\n' "$suite" "$OUT/bin/$suite"
+done <"$MANIFEST" >"$OUT/manifest.tsv"
+MANIFEST="$OUT/manifest.tsv"
 RAN=()
 VM_FAIL=0
 for spec in $KERNELS; do
