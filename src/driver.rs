@@ -11,7 +11,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use crate::device::Device;
-use crate::ring::{CompletionRing, FillRing, TxRing};
+use crate::ring::{CompletionRing, FillRing, Peek, RxRing, TxRing};
 use crate::sys::XdpDesc;
 use crate::umem::FramePool;
 
@@ -112,6 +112,45 @@ pub(crate) fn recycle(fill: Option<&mut FillRing>, chunks: &[u64], pool: &FrameP
     on_fill
 }
 
+/// Takes up to `max` descriptors off RX, handing each to `f`, and returns how many.
+/// On a multi-buffer socket (`sg`) it takes whole packets only: the kernel publishes
+/// a packet's descriptors together, but `max` may end in the middle of one, so the
+/// take stops at the last packet end within `max` — or, when one packet alone is
+/// longer than `max`, runs to that packet's end.
+#[inline]
+#[cfg_attr(not(feature = "engine"), allow(dead_code))]
+pub(crate) fn take_rx(rx: &mut RxRing, max: u32, sg: bool, mut f: impl FnMut(XdpDesc)) -> u32 {
+    if !sg {
+        return rx.consume(max, f);
+    }
+    let mut peek = rx.peek(max);
+    let mut n = whole_packets(&peek);
+    if n == 0 && !peek.is_empty() {
+        drop(peek);
+        peek = rx.peek(u32::MAX);
+        // The first packet's end.
+        n = peek
+            .iter()
+            .position(|d| !d.continues())
+            .map_or(0, |i| i as u32 + 1);
+    }
+    for d in peek.iter().take(n as usize) {
+        f(d);
+    }
+    peek.release_n(n)
+}
+
+/// Descriptors of `peek` up to and including the last that ends a packet.
+#[inline]
+#[cfg_attr(not(feature = "engine"), allow(dead_code))]
+fn whole_packets(peek: &Peek<'_, XdpDesc>) -> u32 {
+    let mut n = peek.len();
+    while n > 0 && peek.get(n - 1).is_some_and(|d| d.continues()) {
+        n -= 1;
+    }
+    n
+}
+
 /// Takes every completed TX frame back into `pool` (one compare-and-swap); returns
 /// how many.
 pub(crate) fn reap(comp: &mut CompletionRing, pool: &FramePool) -> u32 {
@@ -121,19 +160,38 @@ pub(crate) fn reap(comp: &mut CompletionRing, pool: &FramePool) -> u32 {
     n
 }
 
-/// Queues descriptors on TX, as many as fit; returns how many and their bytes.
+/// What [`push_tx`] queued.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Pushed {
+    /// Descriptors.
+    pub descs: u32,
+    /// Packets (a multi-buffer packet is several descriptors).
+    pub packets: u32,
+    /// Bytes.
+    pub bytes: u64,
+}
+
+/// Queues descriptors on TX, as many whole packets as fit: a multi-buffer packet
+/// (descriptors with [`XdpDesc::CONTINUES`] up to its last) goes on whole or not at
+/// all, since the kernel would join a partial one to whatever comes next.
 /// The descriptors must be valid (received frames, or checked with `Umem::check_tx`).
 #[cfg_attr(not(feature = "engine"), allow(dead_code))]
-pub(crate) fn push_tx(tx: &mut TxRing, descs: &[XdpDesc]) -> (u32, u64) {
+pub(crate) fn push_tx(tx: &mut TxRing, descs: &[XdpDesc]) -> Pushed {
     let mut r = tx.reserve(descs.len().min(u32::MAX as usize) as u32);
-    let mut bytes = 0u64;
-    for d in descs {
+    let mut n = (r.capacity() as usize).min(descs.len());
+    while n > 0 && descs[n - 1].continues() {
+        n -= 1;
+    }
+    let mut p = Pushed::default();
+    for d in &descs[..n] {
         if r.push(*d).is_err() {
             break;
         }
-        bytes += d.len as u64;
+        p.bytes += d.len as u64;
+        p.packets += !d.continues() as u32;
     }
-    (r.commit(), bytes)
+    p.descs = r.commit();
+    p
 }
 
 /// How hard [`kick`] tries.
@@ -235,6 +293,62 @@ pub(crate) fn drain<E>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ring::heap_pair;
+
+    fn desc(addr: u64, continues: bool) -> XdpDesc {
+        XdpDesc {
+            addr,
+            len: 100,
+            options: if continues { XdpDesc::CONTINUES } else { 0 },
+        }
+    }
+
+    #[test]
+    fn rx_takes_whole_packets() {
+        let (mut k, mut rx) = heap_pair::<XdpDesc>(16, 0);
+        // Packets: [0 1] [2] [3 4 5] [6]
+        let cont = [true, false, false, true, true, false, false];
+        let mut r = k.reserve(7);
+        for (i, &c) in cont.iter().enumerate() {
+            r.push(desc(i as u64, c)).unwrap();
+        }
+        r.commit();
+        let mut got = Vec::new();
+        // A limit inside [3 4 5] stops after [2].
+        assert_eq!(take_rx(&mut rx, 4, true, |d| got.push(d.addr)), 3);
+        assert_eq!(got, [0, 1, 2]);
+        // A limit shorter than the next packet takes that packet whole.
+        got.clear();
+        assert_eq!(take_rx(&mut rx, 1, true, |d| got.push(d.addr)), 3);
+        assert_eq!(got, [3, 4, 5]);
+        got.clear();
+        assert_eq!(take_rx(&mut rx, 64, true, |d| got.push(d.addr)), 1);
+        assert_eq!(got, [6]);
+        // Without multi-buffer, the limit is the limit.
+        let mut r = k.reserve(2);
+        r.push(desc(7, true)).unwrap();
+        r.push(desc(8, false)).unwrap();
+        r.commit();
+        assert_eq!(take_rx(&mut rx, 1, false, |_| {}), 1);
+    }
+
+    #[test]
+    fn tx_queues_whole_packets_only() {
+        let (mut tx, mut k) = heap_pair::<XdpDesc>(4, 0);
+        // [0 1] [2] [3 4]: four slots take the first two packets, not half the third.
+        let descs = [
+            desc(0, true),
+            desc(1, false),
+            desc(2, false),
+            desc(3, true),
+            desc(4, false),
+        ];
+        let p = push_tx(&mut tx, &descs);
+        assert_eq!((p.descs, p.packets, p.bytes), (3, 2, 300));
+        assert_eq!(k.consume(16, |_| {}), 3);
+        let p = push_tx(&mut tx, &descs[3..]);
+        assert_eq!((p.descs, p.packets), (2, 1));
+    }
 
     #[test]
     fn lending_keeps_what_tx_needs() {

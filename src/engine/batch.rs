@@ -1,6 +1,8 @@
 //! The batch a callback sees: received packets as mutable slices with verdicts, and
 //! fresh frames to send.
 
+use std::borrow::Cow;
+
 use crate::error::DescError;
 use crate::sys::XdpDesc;
 use crate::umem::{FramePool, Umem};
@@ -22,10 +24,17 @@ pub enum Verdict {
 ///
 /// Borrowed for the callback only: nothing in it can outlive the call, so a frame
 /// can never be used after the engine has given it back to the kernel.
+///
+/// On a multi-buffer socket ([`FluxBuilder::multi_buffer`](crate::FluxBuilder::multi_buffer))
+/// a packet longer than a frame arrives in several frames and is still one
+/// [`PacketMut`] with one verdict: see [`PacketMut::frags`].
 #[derive(Debug)]
 pub struct Batch<'a> {
     pub(crate) umem: &'a Umem,
     pub(crate) descs: &'a mut [XdpDesc],
+    /// Where each packet starts in `descs` when some packet spans several; empty when
+    /// every descriptor is a packet.
+    pub(crate) starts: &'a [u32],
     pub(crate) verdicts: &'a mut [Verdict],
     pub(crate) pool: &'a FramePool,
     pub(crate) fresh: &'a mut Vec<(XdpDesc, u16)>,
@@ -39,11 +48,11 @@ pub struct Batch<'a> {
 impl<'a> Batch<'a> {
     /// Packets in this batch.
     pub fn len(&self) -> usize {
-        self.descs.len()
+        self.verdicts.len()
     }
     /// No packet (possible with `always_call`).
     pub fn is_empty(&self) -> bool {
-        self.descs.is_empty()
+        self.verdicts.is_empty()
     }
     /// The port the packets came in on (index in the engine's ports; 0 for a
     /// single-interface engine).
@@ -65,32 +74,35 @@ impl<'a> Batch<'a> {
 
     /// Every packet, each a mutable view of its frame with its verdict.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = PacketMut<'_>> + '_ {
-        let ports = self.ports;
-        let umem = self.umem;
-        umem.owned_views(self.descs)
-            .zip(self.verdicts.iter_mut())
-            .map(move |((chunk, desc), verdict)| PacketMut {
-                off: umem.offset_in_chunk(desc.addr) as usize,
-                chunk,
-                desc,
-                verdict,
-                ports,
-            })
+        debug_assert!(
+            self.umem.distinct_chunks(self.descs),
+            "two descriptors share a chunk"
+        );
+        PacketsMut {
+            umem: self.umem,
+            descs: &mut *self.descs,
+            starts: self.starts,
+            verdicts: self.verdicts.iter_mut(),
+            next: 0,
+            ports: self.ports,
+        }
     }
 
     /// Packet `i`.
     pub fn packet(&mut self, i: usize) -> Option<PacketMut<'_>> {
-        let ports = self.ports;
-        let umem = self.umem;
-        let desc = self.descs.get_mut(i)?;
+        let (start, end) = if self.starts.is_empty() {
+            (i, i + 1)
+        } else {
+            let s = *self.starts.get(i)? as usize;
+            let e = self
+                .starts
+                .get(i + 1)
+                .map_or(self.descs.len(), |&e| e as usize);
+            (s, e)
+        };
         let verdict = self.verdicts.get_mut(i)?;
-        Some(PacketMut {
-            off: umem.offset_in_chunk(desc.addr) as usize,
-            chunk: umem.owned_chunk(desc.addr),
-            desc,
-            verdict,
-            ports,
-        })
+        let (desc, rest) = self.descs.get_mut(start..end)?.split_first_mut()?;
+        Some(PacketMut::new(self.umem, desc, rest, verdict, self.ports))
     }
 
     /// Sets every packet's verdict.
@@ -126,18 +138,90 @@ impl<'a> Batch<'a> {
     }
 }
 
+/// The packets of a batch, in order (see [`Batch::iter_mut`]).
+struct PacketsMut<'b> {
+    umem: &'b Umem,
+    /// The descriptors not handed out yet.
+    descs: &'b mut [XdpDesc],
+    starts: &'b [u32],
+    verdicts: std::slice::IterMut<'b, Verdict>,
+    /// Index of the next packet.
+    next: usize,
+    ports: u16,
+}
+
+impl<'b> Iterator for PacketsMut<'b> {
+    type Item = PacketMut<'b>;
+
+    #[inline]
+    fn next(&mut self) -> Option<PacketMut<'b>> {
+        let verdict = self.verdicts.next()?;
+        let span = if self.starts.is_empty() {
+            1
+        } else {
+            let i = self.next;
+            let start = self.starts[i] as usize;
+            self.starts
+                .get(i + 1)
+                .map_or(self.descs.len(), |&e| e as usize - start)
+        };
+        self.next += 1;
+        let (pkt, rest) = std::mem::take(&mut self.descs).split_at_mut(span);
+        self.descs = rest;
+        let (desc, frags) = pkt.split_first_mut()?;
+        Some(PacketMut::new(self.umem, desc, frags, verdict, self.ports))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.verdicts.size_hint()
+    }
+}
+
 /// One received packet: its bytes, its room to grow, and its verdict.
+///
+/// A multi-buffer packet (longer than a frame, on a socket built with
+/// [`multi_buffer(true)`](crate::FluxBuilder::multi_buffer)) spans several frames:
+/// [`PacketMut::data`] and the editing methods work on its first fragment, which
+/// holds the headers; [`PacketMut::frags`] gives every fragment,
+/// [`PacketMut::contiguous`] the whole packet in one slice (a copy, only for such
+/// packets). It is one packet all the same: one verdict sends every fragment (no
+/// copy) or gives them all back.
 #[derive(Debug)]
 pub struct PacketMut<'a> {
     chunk: &'a mut [u8],
     off: usize,
     desc: &'a mut XdpDesc,
+    /// The fragments after the first (empty for a packet in one frame).
+    rest: &'a mut [XdpDesc],
+    umem: &'a Umem,
     verdict: &'a mut Verdict,
     ports: u16,
 }
 
+impl<'a> PacketMut<'a> {
+    #[inline]
+    fn new(
+        umem: &'a Umem,
+        desc: &'a mut XdpDesc,
+        rest: &'a mut [XdpDesc],
+        verdict: &'a mut Verdict,
+        ports: u16,
+    ) -> PacketMut<'a> {
+        PacketMut {
+            off: umem.offset_in_chunk(desc.addr) as usize,
+            chunk: umem.owned_chunk(desc.addr),
+            desc,
+            rest,
+            umem,
+            verdict,
+            ports,
+        }
+    }
+}
+
 impl PacketMut<'_> {
-    /// Length in bytes.
+    /// Length in bytes (of a multi-buffer packet: of its first fragment; see
+    /// [`PacketMut::packet_len`]).
     pub fn len(&self) -> usize {
         self.desc.len as usize
     }
@@ -145,7 +229,62 @@ impl PacketMut<'_> {
     pub fn is_empty(&self) -> bool {
         self.desc.len == 0
     }
-    /// The packet's bytes.
+    /// Length of the whole packet, every fragment.
+    pub fn packet_len(&self) -> usize {
+        self.desc.len as usize + self.rest.iter().map(|d| d.len as usize).sum::<usize>()
+    }
+    /// Frames the packet spans (1 unless it is a multi-buffer packet).
+    pub fn frag_count(&self) -> usize {
+        1 + self.rest.len()
+    }
+    /// The packet spans several frames.
+    pub fn is_multi_buffer(&self) -> bool {
+        !self.rest.is_empty()
+    }
+    /// Fragment `i`'s bytes (0 is [`PacketMut::data`]).
+    pub fn frag(&self, i: usize) -> Option<&[u8]> {
+        match i {
+            0 => Some(self.data()),
+            _ => {
+                let d = self.rest.get(i - 1)?;
+                // The fragment's frame is this batch's alone until the callback
+                // returns, and `&self` excludes a mutable view of it.
+                let off = self.umem.offset_in_chunk(d.addr) as usize;
+                self.umem
+                    .owned_chunk_ref(d.addr)
+                    .get(off..off + d.len as usize)
+            }
+        }
+    }
+    /// Fragment `i`'s bytes, mutable.
+    pub fn frag_mut(&mut self, i: usize) -> Option<&mut [u8]> {
+        match i {
+            0 => Some(self.data_mut()),
+            _ => {
+                let d = self.rest.get(i - 1)?;
+                // As in `frag`; `&mut self` makes this the only view.
+                let off = self.umem.offset_in_chunk(d.addr) as usize;
+                self.umem
+                    .owned_chunk(d.addr)
+                    .get_mut(off..off + d.len as usize)
+            }
+        }
+    }
+    /// Every fragment's bytes, in order (one slice for a packet in one frame).
+    pub fn frags(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        (0..self.frag_count()).filter_map(move |i| self.frag(i))
+    }
+    /// The whole packet as one slice: borrowed for a packet in one frame, a copy of
+    /// its fragments for a multi-buffer one.
+    pub fn contiguous(&self) -> Cow<'_, [u8]> {
+        if self.rest.is_empty() {
+            return Cow::Borrowed(self.data());
+        }
+        let mut v = Vec::with_capacity(self.packet_len());
+        self.frags().for_each(|f| v.extend_from_slice(f));
+        Cow::Owned(v)
+    }
+    /// The packet's bytes (of a multi-buffer packet: its first fragment).
     pub fn data(&self) -> &[u8] {
         let end = (self.off + self.desc.len as usize).min(self.chunk.len());
         self.chunk.get(self.off..end).unwrap_or_default()

@@ -70,6 +70,12 @@ counters! {
     turns,
     /// Frames the device dropped on transmit (copy mode `EBUSY`).
     device_drops,
+    /// Multi-buffer packets received (each spanning several frames; counted in
+    /// `rx_packets` too).
+    rx_multi_buffer,
+    /// Multi-buffer packets dropped because the port they were sent to is no
+    /// multi-buffer socket (counted in `verdict_drop` too).
+    tx_not_multi_buffer,
 }
 
 /// Counters of one queue plus the kernel's `XDP_STATISTICS`, at one moment.

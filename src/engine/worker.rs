@@ -22,11 +22,14 @@ pub(crate) struct Port {
     flux: Flux,
     stats: Arc<QueueStats>,
     local: Counters,
+    /// A multi-buffer socket (`XDP_USE_SG`): packets may span several descriptors.
+    sg: bool,
 }
 
 impl Port {
     pub(crate) fn from_flux(flux: Flux) -> Port {
         Port {
+            sg: flux.report().multi_buffer,
             flux,
             stats: Arc::new(QueueStats::default()),
             local: Counters::default(),
@@ -49,9 +52,11 @@ pub(crate) struct Worker {
     umem: Arc<Umem>,
     cfg: EngineConfig,
     index: usize,
-    /// Per-turn scratch, allocated once: the RX batch, its verdicts, fresh TX frames,
-    /// frames going back to FILL, and frames staged for each port's TX.
+    /// Per-turn scratch, allocated once: the RX batch, where its packets start (when
+    /// one spans several descriptors), its verdicts, fresh TX frames, frames going
+    /// back to FILL, and frames staged for each port's TX.
     rx: Vec<XdpDesc>,
+    starts: Vec<u32>,
     verdicts: Vec<Verdict>,
     fresh: Vec<(XdpDesc, u16)>,
     to_fill: Vec<u64>,
@@ -65,6 +70,9 @@ pub(crate) struct Worker {
     idle_since: Instant,
 }
 
+/// Descriptors one multi-buffer packet may add beyond a batch (copy mode allows 18
+/// per packet): scratch is sized for it so that receiving one never allocates.
+const FRAG_SLACK: usize = 64;
 /// How long after the last packet an idle worker naps instead of blocking.
 const NAP_WINDOW: Duration = Duration::from_millis(1);
 /// One nap (plus the thread's timer slack, 50 µs by default).
@@ -177,11 +185,14 @@ impl Worker {
             umem,
             cfg: cfg.clone(),
             index,
-            rx: Vec::with_capacity(batch),
+            rx: Vec::with_capacity(batch + FRAG_SLACK),
+            starts: Vec::with_capacity(batch),
             verdicts: Vec::with_capacity(batch),
             fresh: Vec::with_capacity(batch),
-            to_fill: Vec::with_capacity(batch),
-            out: (0..nports).map(|_| Vec::with_capacity(batch * 2)).collect(),
+            to_fill: Vec::with_capacity(batch + FRAG_SLACK),
+            out: (0..nports)
+                .map(|_| Vec::with_capacity(batch * 2 + FRAG_SLACK))
+                .collect(),
             #[cfg(target_os = "linux")]
             pollfds,
             fill_target,
@@ -419,11 +430,16 @@ impl Worker {
         let batch = self.cfg.batch_size;
         let nports = self.ports.len() as u16;
         self.rx.clear();
+        self.starts.clear();
+        let mut multi = false;
         {
             let port = &mut self.ports[p];
             if let Some(rx) = port.flux.rings.rx.as_mut() {
                 let rxv = &mut self.rx;
-                let n = rx.consume(batch, |d| rxv.push(d));
+                let n = driver::take_rx(rx, batch, port.sg, |d| {
+                    multi |= d.continues();
+                    rxv.push(d)
+                });
                 if n == 0 && self.cfg.busy_poll.is_some() {
                     // Busy polling: this syscall runs the driver's NAPI here.
                     port.local.rx_wakeups += 1;
@@ -431,7 +447,11 @@ impl Worker {
                 }
             }
         }
-        let n = self.rx.len();
+        let n = if multi {
+            self.mark_packets(p)
+        } else {
+            self.rx.len()
+        };
         if n == 0 && !self.cfg.always_call {
             return Ok(false);
         }
@@ -447,6 +467,7 @@ impl Worker {
             let mut b = Batch {
                 umem: &self.umem,
                 descs: &mut self.rx,
+                starts: &self.starts,
                 verdicts: &mut self.verdicts,
                 pool: &self.pool,
                 fresh: &mut self.fresh,
@@ -480,7 +501,27 @@ impl Worker {
         Ok(n > 0 || fresh > 0)
     }
 
+    /// Notes where each packet of a batch with multi-buffer packets starts; returns
+    /// how many packets it holds.
+    #[cold]
+    fn mark_packets(&mut self, p: usize) -> usize {
+        let mut at_start = true;
+        let mut multi = 0u64;
+        for (i, d) in self.rx.iter().enumerate() {
+            if at_start {
+                self.starts.push(i as u32);
+                multi += d.continues() as u64;
+            }
+            at_start = !d.continues();
+        }
+        self.ports[p].local.rx_multi_buffer += multi;
+        self.starts.len()
+    }
+
     fn apply_verdicts(&mut self, p: usize) {
+        if !self.starts.is_empty() {
+            return self.apply_packet_verdicts(p);
+        }
         let nports = self.out.len();
         self.to_fill.clear();
         {
@@ -515,6 +556,52 @@ impl Worker {
         driver::recycle(fill, &self.to_fill, &self.pool);
     }
 
+    /// [`Worker::apply_verdicts`] for a batch with multi-buffer packets: a verdict
+    /// moves every fragment of its packet. A port that is no multi-buffer socket
+    /// cannot send one (the kernel would refuse its descriptors): such packets are
+    /// dropped and counted in `tx_not_multi_buffer`.
+    #[cold]
+    fn apply_packet_verdicts(&mut self, p: usize) {
+        let nports = self.out.len();
+        self.to_fill.clear();
+        let total = self.rx.len();
+        for (i, v) in self.verdicts.iter().enumerate() {
+            let start = self.starts[i] as usize;
+            let end = self.starts.get(i + 1).map_or(total, |&e| e as usize);
+            let frags = &self.rx[start..end];
+            let to = match *v {
+                Verdict::Drop => None,
+                Verdict::Tx => Some(p),
+                Verdict::Forward(q) if (q as usize) < nports => Some(q as usize),
+                Verdict::Forward(_) => None,
+            };
+            let sendable = to.is_some_and(|q| frags.len() == 1 || self.ports[q].sg);
+            let local = &mut self.ports[p].local;
+            match to {
+                Some(q) if sendable => {
+                    match *v {
+                        Verdict::Tx => local.verdict_tx += 1,
+                        _ => local.verdict_forward += 1,
+                    }
+                    self.out[q].extend_from_slice(frags);
+                }
+                other => {
+                    local.verdict_drop += 1;
+                    local.tx_not_multi_buffer += other.is_some() as u64;
+                    let umem = &self.umem;
+                    self.to_fill
+                        .extend(frags.iter().map(|d| umem.chunk_of(d.addr)));
+                }
+            }
+        }
+        self.ports[p].local.fresh_tx += self.fresh.len() as u64;
+        for (d, q) in self.fresh.drain(..) {
+            self.out[(q as usize).min(nports - 1)].push(d);
+        }
+        let fill = self.ports[p].flux.rings.fill.as_mut();
+        driver::recycle(fill, &self.to_fill, &self.pool);
+    }
+
     /// Puts staged frames on each port's TX and kicks where the kernel asks.
     fn flush_tx(&mut self) -> Result<bool> {
         let mut work = false;
@@ -544,10 +631,10 @@ impl Worker {
             let Some(tx) = port.flux.rings.tx.as_mut() else {
                 break;
             };
-            let (n, bytes) = driver::push_tx(tx, &self.out[q][pushed..]);
-            pushed += n as usize;
-            port.local.tx_packets += n as u64;
-            port.local.tx_bytes += bytes;
+            let n = driver::push_tx(tx, &self.out[q][pushed..]);
+            pushed += n.descs as usize;
+            port.local.tx_packets += n.packets as u64;
+            port.local.tx_bytes += n.bytes;
             if pushed == self.out[q].len() || attempt == 1 {
                 break;
             }

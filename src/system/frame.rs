@@ -1,5 +1,6 @@
 //! [`Frame`]: one UMEM frame owned by the application.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -26,6 +27,16 @@ use crate::umem::FramePool;
 /// Use after return is impossible: sending moves the frame, and borrowed bytes
 /// cannot outlive it.
 ///
+/// **Multi-buffer packets**: on a socket built with
+/// [`multi_buffer(true)`](crate::FluxBuilder::multi_buffer) a packet longer than a
+/// frame arrives in several frames and is still one `Frame`: its bytes
+/// ([`Frame::data`], `Deref`) are the first fragment, which holds the headers;
+/// [`Frame::frags`] gives every fragment, [`Frame::contiguous`] the whole packet in
+/// one slice (a copy). Sending it sends every fragment without a copy; dropping it
+/// frees them all. [`Frame::append`] builds such a packet for sending. Receiving one
+/// allocates the fragment list (one small allocation); a packet in one frame never
+/// does.
+///
 /// ```compile_fail
 /// # fn demo(rx: &mut fluxcapacitor::system::Rx, tx: &mut fluxcapacitor::system::Tx) {
 /// let frame = rx.try_recv().unwrap().unwrap();
@@ -51,6 +62,17 @@ pub struct Frame {
     off: u32,
     /// Packet length.
     len: u32,
+    /// The fragments after the first of a multi-buffer packet (`None`: one frame).
+    rest: Option<Box<[Frag]>>,
+}
+
+/// A fragment after the first of a multi-buffer [`Frame`]: its frame (chunk index),
+/// where its data starts in the chunk, and its length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Frag {
+    pub index: u32,
+    pub off: u32,
+    pub len: u32,
 }
 
 impl Frame {
@@ -61,13 +83,129 @@ impl Frame {
             index,
             off,
             len,
+            rest: None,
         }
     }
 
-    /// Length of the packet in bytes.
+    /// A multi-buffer frame: `index`/`off`/`len` for its first fragment, `rest` the
+    /// others (non-empty).
+    pub(crate) fn with_frags(
+        pool: Arc<FramePool>,
+        index: u32,
+        off: u32,
+        len: u32,
+        rest: Box<[Frag]>,
+    ) -> Frame {
+        Frame {
+            pool: Some(pool),
+            index,
+            off,
+            len,
+            rest: (!rest.is_empty()).then_some(rest),
+        }
+    }
+
+    /// Length in bytes (of a multi-buffer packet: of its first fragment; see
+    /// [`Frame::packet_len`]).
     #[inline]
     pub fn len(&self) -> usize {
         self.len as usize
+    }
+
+    /// Length of the whole packet, every fragment.
+    pub fn packet_len(&self) -> usize {
+        self.len as usize
+            + self
+                .rest_frags()
+                .iter()
+                .map(|f| f.len as usize)
+                .sum::<usize>()
+    }
+
+    /// Frames the packet spans (1 unless it is a multi-buffer packet).
+    #[inline]
+    pub fn frag_count(&self) -> usize {
+        1 + self.rest_frags().len()
+    }
+
+    /// The packet spans several frames.
+    #[inline]
+    pub fn is_multi_buffer(&self) -> bool {
+        self.rest.is_some()
+    }
+
+    #[inline]
+    fn rest_frags(&self) -> &[Frag] {
+        self.rest.as_deref().unwrap_or_default()
+    }
+
+    /// Fragment `i`'s bytes (0 is [`Frame::data`]).
+    pub fn frag(&self, i: usize) -> Option<&[u8]> {
+        if i == 0 {
+            return Some(self.data());
+        }
+        let f = self.rest_frags().get(i - 1)?;
+        let p = self.pool.as_ref()?;
+        let chunk = p.umem().owned_chunk_ref(p.chunk(f.index));
+        chunk.get(f.off as usize..(f.off + f.len) as usize)
+    }
+
+    /// Fragment `i`'s bytes, mutable.
+    pub fn frag_mut(&mut self, i: usize) -> Option<&mut [u8]> {
+        if i == 0 {
+            return Some(self.data_mut());
+        }
+        let f = *self.rest_frags().get(i - 1)?;
+        let p = self.pool.as_ref()?;
+        // The fragment's frame is ours alone, like the first; `&mut self` excludes
+        // any other view.
+        let chunk = p.umem().owned_chunk(p.chunk(f.index));
+        chunk.get_mut(f.off as usize..(f.off + f.len) as usize)
+    }
+
+    /// Every fragment's bytes, in order (one slice for a packet in one frame).
+    pub fn frags(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        (0..self.frag_count()).filter_map(move |i| self.frag(i))
+    }
+
+    /// The whole packet as one slice: borrowed for a packet in one frame, a copy of
+    /// its fragments for a multi-buffer one.
+    pub fn contiguous(&self) -> Cow<'_, [u8]> {
+        if self.rest.is_none() {
+            return Cow::Borrowed(self.data());
+        }
+        let mut v = Vec::with_capacity(self.packet_len());
+        self.frags().for_each(|f| v.extend_from_slice(f));
+        Cow::Owned(v)
+    }
+
+    /// Appends `next` (and its fragments) to this packet as its next fragment(s),
+    /// making a multi-buffer packet to send on a socket built with
+    /// `multi_buffer(true)`: for example fresh frames from
+    /// [`Tx::alloc`](super::Tx::alloc), each filled and sized. `next` keeps its
+    /// headroom unused.
+    ///
+    /// # Errors
+    /// `next` back when it belongs to another pool (another UMEM), or is empty (the
+    /// kernel refuses a zero-length fragment).
+    pub fn append(&mut self, next: Frame) -> Result<(), Frame> {
+        match (&self.pool, &next.pool) {
+            (Some(a), Some(b)) if Arc::ptr_eq(a, b) && next.len > 0 => {}
+            _ => return Err(next),
+        }
+        let mut next = std::mem::ManuallyDrop::new(next);
+        let mut v: Vec<Frag> = self.rest.take().map(Vec::from).unwrap_or_default();
+        v.push(Frag {
+            index: next.index,
+            off: next.off,
+            len: next.len,
+        });
+        v.extend_from_slice(next.rest_frags());
+        // `next`'s frames now belong to `self`; release its pool reference and list.
+        drop(next.pool.take());
+        drop(next.rest.take());
+        self.rest = Some(v.into_boxed_slice());
+        Ok(())
     }
 
     /// The packet is empty (a fresh frame from [`Tx::alloc`](super::Tx::alloc)).
@@ -218,18 +356,39 @@ impl Frame {
         self.pool.as_ref().is_some_and(|p| Arc::ptr_eq(p, pool))
     }
 
-    /// The TX descriptor of this frame.
+    /// The TX descriptor of this frame (of a multi-buffer packet: of its first
+    /// fragment, with [`XdpDesc::CONTINUES`]).
     #[inline]
     pub(crate) fn desc(&self) -> XdpDesc {
         XdpDesc {
             addr: self.addr(),
             len: self.len,
-            options: 0,
+            options: if self.rest.is_some() {
+                XdpDesc::CONTINUES
+            } else {
+                0
+            },
         }
     }
 
-    /// Gives up ownership: the frame is now on a ring (the kernel's) and must not
-    /// return to the pool when this value drops.
+    /// The TX descriptors of the fragments after the first, in order: every one but
+    /// the last with [`XdpDesc::CONTINUES`].
+    pub(crate) fn rest_descs(&self) -> impl Iterator<Item = XdpDesc> + '_ {
+        let rest = self.rest_frags();
+        let pool = self.pool.as_ref();
+        rest.iter().enumerate().map(move |(i, f)| XdpDesc {
+            addr: pool.map_or(0, |p| p.chunk(f.index)) + f.off as u64,
+            len: f.len,
+            options: if i + 1 < rest.len() {
+                XdpDesc::CONTINUES
+            } else {
+                0
+            },
+        })
+    }
+
+    /// Gives up ownership: the frame (every fragment) is now on a ring (the
+    /// kernel's) and must not return to the pool when this value drops.
     #[inline]
     pub(crate) fn into_ring(mut self) {
         self.pool = None;
@@ -241,6 +400,9 @@ impl Drop for Frame {
     fn drop(&mut self) {
         if let Some(p) = self.pool.take() {
             p.push(self.index);
+            for f in self.rest_frags() {
+                p.push(f.index);
+            }
         }
     }
 }
@@ -278,6 +440,7 @@ impl fmt::Debug for Frame {
             .field("addr", &format_args!("{:#x}", self.addr()))
             .field("len", &self.len)
             .field("headroom", &self.off)
+            .field("frags", &self.frag_count())
             .finish()
     }
 }

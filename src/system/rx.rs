@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
 
+use super::frame::Frag;
 use super::{wakeup_error, Frame, Link, REFILL_BATCH, SPINS};
 use crate::device::XskStats;
 use crate::driver;
@@ -30,6 +31,8 @@ pub struct Rx {
     link: Arc<Link>,
     fill_target: u64,
     refill_min: u64,
+    /// A multi-buffer socket: a packet may span several descriptors.
+    sg: bool,
     /// When the ring last went empty after traffic (napping vs. polling).
     last_traffic: Instant,
     /// A blocking receive found packets since `last_traffic` was set.
@@ -69,6 +72,7 @@ impl Rx {
         fill_target: u64,
     ) -> Rx {
         Rx {
+            sg: link.report.multi_buffer,
             rx,
             fill,
             pool,
@@ -134,6 +138,12 @@ impl Rx {
             let rx = self.rx.as_mut()?;
             let peek = rx.peek(1);
             let d = peek.get(0)?;
+            if d.continues() {
+                drop(peek);
+                let mut one = Vec::with_capacity(1);
+                self.take_multi(1, &mut one);
+                return one.pop();
+            }
             peek.release();
             self.link.census.note_rx(rx.consumed(), None);
             // A descriptor outside the UMEM cannot come from the kernel; skip it
@@ -157,6 +167,9 @@ impl Rx {
     /// Up to `max` packets off RX into `out` (no device check).
     pub(crate) fn take_batch(&mut self, out: &mut Vec<Frame>, max: usize) -> usize {
         self.refill();
+        if self.sg {
+            return self.take_multi(max.min(u32::MAX as usize) as u32, out);
+        }
         let Some(rx) = self.rx.as_mut() else {
             return 0;
         };
@@ -173,6 +186,58 @@ impl Rx {
             }
         }
         peek.release();
+        self.link.census.note_rx(rx.consumed(), None);
+        out.len() - before
+    }
+
+    /// Up to `max` whole packets off a multi-buffer socket's RX into `out`, each
+    /// one `Frame` however many descriptors it spans; returns how many. The kernel
+    /// publishes a packet's descriptors together, so a packet is either all there
+    /// or not yet.
+    #[cold]
+    fn take_multi(&mut self, max: u32, out: &mut Vec<Frame>) -> usize {
+        let Some(rx) = self.rx.as_mut() else {
+            return 0;
+        };
+        let pool = &self.pool;
+        let umem = pool.umem();
+        let peek = rx.peek(u32::MAX);
+        // Descriptors of the first `max` whole packets.
+        let (mut n, mut packets) = (0u32, 0u32);
+        for (i, d) in peek.iter().enumerate() {
+            if packets >= max {
+                break;
+            }
+            if !d.continues() {
+                packets += 1;
+                n = i as u32 + 1;
+            }
+        }
+        let before = out.len();
+        let mut head: Option<(u32, u32, u32)> = None;
+        let mut rest: Vec<Frag> = Vec::new();
+        for d in peek.iter().take(n as usize) {
+            // A descriptor outside the UMEM cannot come from the kernel; skip it
+            // rather than hand out a frame that is not ours.
+            if let Some(i) = pool.index_of(d.addr) {
+                let off = umem.offset_in_chunk(d.addr);
+                match head {
+                    None => head = Some((i, off, d.len)),
+                    Some(_) => rest.push(Frag {
+                        index: i,
+                        off,
+                        len: d.len,
+                    }),
+                }
+            }
+            if !d.continues() {
+                if let Some((i, off, len)) = head.take() {
+                    let rest = std::mem::take(&mut rest).into_boxed_slice();
+                    out.push(Frame::with_frags(pool.clone(), i, off, len, rest));
+                }
+            }
+        }
+        peek.release_n(n);
         self.link.census.note_rx(rx.consumed(), None);
         out.len() - before
     }

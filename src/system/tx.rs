@@ -28,6 +28,10 @@ pub enum SendFailure {
     NoTxRing,
     /// The kernel would refuse the descriptor (for example a zero length).
     Invalid(DescError),
+    /// A multi-buffer frame on a socket built without
+    /// [`multi_buffer(true)`](crate::FluxBuilder::multi_buffer), or one with more
+    /// fragments than TX holds.
+    NotMultiBuffer,
     /// Kicking or polling the socket failed.
     Kernel(io::Error),
     /// The device failed under the socket (deleted, moved, down, program
@@ -81,6 +85,10 @@ impl fmt::Display for SendError {
             SendFailure::ForeignFrame => write!(f, "frame belongs to another UMEM"),
             SendFailure::NoTxRing => write!(f, "socket has no TX ring"),
             SendFailure::Invalid(e) => write!(f, "invalid TX descriptor: {e}"),
+            SendFailure::NotMultiBuffer => write!(
+                f,
+                "a multi-buffer frame needs a socket built with multi_buffer(true) and a TX ring that holds all its fragments"
+            ),
             SendFailure::Kernel(e) => write!(f, "TX wake-up failed: {e}"),
             SendFailure::Device(e) => write!(f, "{e}"),
         }
@@ -186,7 +194,13 @@ impl Tx {
     /// Free TX slots, refreshed from the kernel.
     #[inline]
     fn room(&mut self) -> u32 {
-        self.tx.as_mut().map_or(0, |t| t.free(1))
+        self.room_for(1)
+    }
+
+    /// Free TX slots, refreshed from the kernel if fewer than `want` are known.
+    #[inline]
+    fn room_for(&mut self, want: u32) -> u32 {
+        self.tx.as_mut().map_or(0, |t| t.free(want))
     }
 
     fn check(&self, frame: &Frame) -> std::result::Result<(), SendFailure> {
@@ -200,26 +214,44 @@ impl Tx {
             return Err(SendFailure::ForeignFrame);
         }
         let d = frame.desc();
-        self.pool
-            .umem()
-            .check_tx(d.addr, d.len, d.options)
-            .map_err(SendFailure::Invalid)
+        let umem = self.pool.umem();
+        umem.check_tx(d.addr, d.len, d.options)
+            .map_err(SendFailure::Invalid)?;
+        if frame.is_multi_buffer() {
+            let fits = self
+                .tx
+                .as_ref()
+                .is_some_and(|t| frame.frag_count() <= t.size() as usize);
+            if !self.link.report.multi_buffer || !fits {
+                return Err(SendFailure::NotMultiBuffer);
+            }
+            for d in frame.rest_descs() {
+                umem.check_tx(d.addr, d.len, d.options)
+                    .map_err(SendFailure::Invalid)?;
+            }
+        }
+        Ok(())
     }
 
-    /// Pushes a checked frame on TX (room must be there).
+    /// Pushes a checked frame on TX (room must be there), every fragment of it.
     #[inline]
     fn push(&mut self, frame: Frame) -> std::result::Result<(), Frame> {
         let Some(tx) = self.tx.as_mut() else {
             return Err(frame);
         };
-        let mut r = tx.reserve(1);
-        if r.push(frame.desc()).is_err() {
+        let n = frame.frag_count() as u32;
+        let mut r = tx.reserve(n);
+        if r.capacity() < n || r.push(frame.desc()).is_err() {
             return Err(frame);
+        }
+        for d in frame.rest_descs() {
+            // Cannot fail: `n` slots are reserved.
+            let _ = r.push(d);
         }
         r.commit();
         frame.into_ring();
         self.link.census.note_tx(tx.produced());
-        self.unkicked += 1;
+        self.unkicked += n;
         if self.unkicked >= self.budget {
             // Errors surface from the next flush; the frame is queued either way.
             let _ = self.kick();
@@ -237,11 +269,12 @@ impl Tx {
         if let Err(reason) = self.check(&frame) {
             return Err(SendError::new(frame, reason));
         }
-        if self.room() == 0 {
+        let need = frame.frag_count() as u32;
+        if self.room_for(need) < need {
             if let Err(e) = self.kick() {
                 return Err(SendError::new(frame, SendFailure::Kernel(e)));
             }
-            if self.room() == 0 {
+            if self.room_for(need) < need {
                 return Err(SendError::new(frame, SendFailure::Full));
             }
         }
@@ -319,18 +352,43 @@ impl Tx {
     /// Pushes sendable frames from the front of `frames` while TX has room.
     fn push_front(&mut self, frames: &mut Vec<Frame>) -> usize {
         let pool = &self.pool;
+        let sg = self.link.report.multi_buffer;
         let Some(tx) = self.tx.as_mut() else {
             return 0;
         };
-        let mut r = tx.reserve(frames.len().min(u32::MAX as usize) as u32);
+        let want: usize = if sg {
+            frames.iter().map(Frame::frag_count).sum()
+        } else {
+            frames.len()
+        };
+        let mut r = tx.reserve(want.min(u32::MAX as usize) as u32);
         let mut n = 0;
+        let mut descs = 0u32;
         for f in frames.iter() {
             let d = f.desc();
-            if !f.is_of(pool)
-                || pool.umem().check_tx(d.addr, d.len, d.options).is_err()
-                || r.push(d).is_err()
-            {
+            if !f.is_of(pool) || pool.umem().check_tx(d.addr, d.len, d.options).is_err() {
                 break;
+            }
+            if f.is_multi_buffer() {
+                // Whole or not at all; `Tx::try_send` says why one cannot go.
+                let k = f.frag_count() as u32;
+                if !sg
+                    || r.remaining() < k
+                    || f.rest_descs()
+                        .any(|d| pool.umem().check_tx(d.addr, d.len, d.options).is_err())
+                {
+                    break;
+                }
+                let _ = r.push(d);
+                f.rest_descs().for_each(|d| {
+                    let _ = r.push(d);
+                });
+                descs += k;
+            } else {
+                if r.push(d).is_err() {
+                    break;
+                }
+                descs += 1;
             }
             n += 1;
         }
@@ -339,7 +397,7 @@ impl Tx {
         for f in frames.drain(..n) {
             f.into_ring();
         }
-        self.unkicked = self.unkicked.saturating_add(n as u32);
+        self.unkicked = self.unkicked.saturating_add(descs);
         n
     }
 

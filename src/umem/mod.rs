@@ -279,29 +279,14 @@ impl Umem {
 }
 
 impl Umem {
-    /// Mutable views of the frames behind `descs`, each covering the descriptor's data
-    /// start up to the end of its chunk (so a packet may grow in place), paired with
-    /// the descriptor.
+    /// The whole chunk holding `addr`, for a frame the crate holds exclusively.
     ///
-    /// Crate contract (not expressible in types, hence crate-private): every
-    /// descriptor in `descs` is a frame the crate holds exclusively right now — just
-    /// taken off RX or out of a [`FramePool`] — and no two descriptors share a chunk.
-    /// The views live no longer than the borrow of `descs`, and a frame goes back on a
-    /// ring only after that borrow ends. Descriptors outside the UMEM yield an empty
-    /// view rather than a panic.
-    #[cfg_attr(not(feature = "engine"), allow(dead_code))]
-    pub(crate) fn owned_views<'a>(
-        &'a self,
-        descs: &'a mut [crate::sys::XdpDesc],
-    ) -> impl Iterator<Item = (&'a mut [u8], &'a mut crate::sys::XdpDesc)> + 'a {
-        debug_assert!(self.distinct_chunks(descs), "two descriptors share a chunk");
-        descs.iter_mut().map(move |d| (self.owned_chunk(d.addr), d))
-    }
-
-    /// The whole chunk holding `addr`, for a frame the crate holds exclusively
-    /// (freshly allocated from a pool or just taken off RX, and on no ring).
-    /// Same crate contract as [`Umem::owned_views`]. Out-of-range addresses give an
-    /// empty slice.
+    /// Crate contract (not expressible in types, hence crate-private): the frame is
+    /// the crate's alone right now — just taken off RX or out of a [`FramePool`], on
+    /// no ring — and no other view of the chunk is live while this one is (the engine
+    /// hands out one per descriptor of a batch, whose chunks are distinct; system mode
+    /// ties it to a borrow of the owning `Frame`). The frame goes back on a ring only
+    /// after the view is gone. Out-of-range addresses give an empty slice.
     #[allow(clippy::mut_from_ref)]
     #[cfg_attr(not(any(feature = "engine", feature = "system")), allow(dead_code))]
     pub(crate) fn owned_chunk(&self, addr: u64) -> &mut [u8] {
@@ -317,7 +302,7 @@ impl Umem {
     /// guarantees that no mutable view of the chunk is live while this one is (system
     /// mode ties both to borrows of the owning `Frame`). Out-of-range addresses give
     /// an empty slice.
-    #[cfg_attr(not(feature = "system"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "engine", feature = "system")), allow(dead_code))]
     pub(crate) fn owned_chunk_ref(&self, addr: u64) -> &[u8] {
         let chunk = self.chunk_of(addr);
         let len = (self.cfg.frame_size as u64).min(self.len().saturating_sub(chunk)) as usize;
@@ -358,7 +343,7 @@ impl Umem {
     /// No two descriptors share a chunk (a debug check; allocation-free so that the
     /// zero-allocation guarantee holds in debug builds too).
     #[cfg_attr(not(feature = "engine"), allow(dead_code))]
-    fn distinct_chunks(&self, descs: &[crate::sys::XdpDesc]) -> bool {
+    pub(crate) fn distinct_chunks(&self, descs: &[crate::sys::XdpDesc]) -> bool {
         descs.iter().enumerate().all(|(i, a)| {
             let ca = self.chunk_of(a.addr);
             descs[i + 1..].iter().all(|b| self.chunk_of(b.addr) != ca)
