@@ -19,6 +19,10 @@
 #   --with-c-ref   add the C reference receivers of ../shared/bench-ref (libxdp),
 #                  built with `make -C ../shared/bench-ref BIN=<target>/bench-ref`
 #   --no-build     use the binaries already built
+#   --baseline LABEL=DIR  also run the receivers (engine/system/async rxdrop,
+#                  l2fwd, txonly) from another build's examples directory DIR, as
+#                  variants LABEL:NAME, alternating with this build's (repeatable;
+#                  e.g. --baseline before=/tmp/old/target/release/examples)
 #
 # Placement (2 cores): the generator -- and with it the kernel's receive path,
 # which on veth runs on the CPU that transmits -- on CPU0, the receiver on CPU1.
@@ -44,6 +48,8 @@ WITH_C=0
 WITH_PEERS=0
 WATCH_COST=0
 BUILD=1
+declare -A BASES=()
+BASE_LABELS=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) ROUNDS="${2:?}"; shift 2 ;;
@@ -55,6 +61,9 @@ while [ $# -gt 0 ]; do
         --with-rust-peers) WITH_PEERS=1; shift ;;
         --watch-cost) WATCH_COST=1; shift ;;
         --no-build) BUILD=0; shift ;;
+        --baseline)
+            [[ "${2:-}" == *=* ]] || { echo "--baseline wants LABEL=DIR" >&2; exit 2; }
+            BASES["${2%%=*}"]="${2#*=}"; BASE_LABELS+=("${2%%=*}"); shift 2 ;;
         -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
         *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
     esac
@@ -211,6 +220,9 @@ gen() { # gen CPUS SIZE [THREADS]: the generator in the namespace, in the backgr
 # Runs in the main shell (not a subshell) so that the EXIT trap knows every pid.
 measure() {
     local v="$1" size="$2" log="$WORK/rx.log" cnt="$WORK/cnt.log" pps="" ns="-" c
+    # LABEL:NAME runs NAME with the receiver binaries of baseline LABEL.
+    local RX="$EX"
+    if [[ "$v" == *:* ]]; then RX="${BASES[${v%%:*}]}"; v="${v#*:}"; fi
     case "$v" in
     xdp_drop|xdp_drop_softirq)
         gen 0 "$size"
@@ -222,7 +234,7 @@ measure() {
         [ "$v" = engine_rxdrop_spin ] && extra=(--spin)
         [ "$v" = engine_rxdrop_nowatch ] && extra=(--no-watch)
         gen 0 "$size"
-        "$EX/$bin" --iface "$H" --pin 1 --duration "$SECS" "${extra[@]+"${extra[@]}"}" >"$log" 2>&1 || true
+        "$RX/$bin" --iface "$H" --pin 1 --duration "$SECS" "${extra[@]+"${extra[@]}"}" >"$log" 2>&1 || true
         pps="$(result_field "$log" pps)"; ns="$(result_field "$log" cpu_ns_per_pkt)" ;;
     shared_engine_rxdrop|shared_engine_rxdrop_busypoll)
         local extra=()
@@ -239,7 +251,7 @@ measure() {
         local extra=()
         [ "$v" = engine_l2fwd_b128 ] && extra=(--tx-budget 128)
         gen 0 "$size"
-        bg "$log" "$EX/l2fwd" --iface "$H" --pin 1 --duration $((SECS + 2)) "${extra[@]+"${extra[@]}"}"
+        bg "$log" "$RX/l2fwd" --iface "$H" --pin 1 --duration $((SECS + 2)) "${extra[@]+"${extra[@]}"}"
         c=$LAST_PID; sleep 1
         ip netns exec "$CUR_NS" "$EX/xdpdrop" --iface "$P" --duration "$SECS" >"$cnt" 2>&1 || true
         stop_pid "$c"
@@ -249,7 +261,7 @@ measure() {
         [ "$v" = engine_txonly_b128 ] && extra=(--tx-budget 128)
         bg "$cnt" "$EX/xdpdrop" --iface "$H" --duration $((SECS + 2))
         c=$LAST_PID; sleep 0.5
-        ip netns exec "$CUR_NS" taskset -c 1 "$EX/txgen" --iface "$P" --dst-mac "$HMAC" \
+        ip netns exec "$CUR_NS" taskset -c 1 "$RX/txgen" --iface "$P" --dst-mac "$HMAC" \
             --size "$size" --duration "$SECS" "${extra[@]+"${extra[@]}"}" >"$log" 2>&1 || true
         stop_pid "$c"
         # What arrived over the txgen's own running time.
@@ -319,6 +331,11 @@ SHARED=(shared_engine_rxdrop shared_engine_rxdrop_busypoll)
 SCALE=(scale_xdp_drop_2q scale_rxdrop_1w scale_rxdrop_2w)
 [ "$WATCH_COST" -eq 1 ] && MAIN+=(engine_rxdrop_nowatch)
 [ "$WITH_PEERS" -eq 1 ] && MAIN+=(rust_xdpilone_rxdrop)
+for b in "${BASE_LABELS[@]+"${BASE_LABELS[@]}"}"; do
+    [ -x "${BASES[$b]}/rxdrop" ] || fx_die "--baseline $b: no rxdrop in ${BASES[$b]}"
+    MAIN+=("$b:engine_rxdrop" "$b:engine_rxdrop_spin" "$b:system_rxdrop" "$b:async_rxdrop")
+    FWD+=("$b:engine_l2fwd" "$b:engine_txonly")
+done
 if [ "$WITH_C" -eq 1 ]; then
     MAIN+=(c_rxdrop c_rxdrop_poll)
     FWD+=(c_l2fwd c_txonly)
@@ -416,3 +433,40 @@ for s in $SIZES; do
     done
 done
 for l in "${ALLOC_LINES[@]+"${ALLOC_LINES[@]}"}"; do echo "allocations per packet, $l"; done
+
+# ---------------------------------------------------------------- the ratios the goals are about
+med_of() { median <<<"${PPS[$1]:-}"; }
+ratio_line() { # ratio_line LABEL NUM_KEY DEN_KEY GOAL
+    local a b
+    a="$(med_of "$2")"; b="$(med_of "$3")"
+    [ "$a" != "-" ] && [ "$b" != "-" ] || return 0
+    awk -v l="$1" -v a="$a" -v b="$b" -v g="$4" -v n="$2" -v d="$3" 'BEGIN {
+        if (b + 0 <= 0) exit
+        r = a / b
+        printf "  %-44s %6.2fx  (%s / %s; goal %s: %s)\n", l, r, n, d, g, (r >= g ? "met" : "NOT met") }'
+}
+best_peer() { # best_peer SIZE -> the key of the fastest peer receiver at SIZE
+    local s="$1" k best="" bv=0 m
+    for k in rust_xdpilone_rxdrop/$s c_rxdrop/$s c_rxdrop_poll/$s; do
+        m="$(med_of "$k")"; [ "$m" != "-" ] || continue
+        if awk -v m="$m" -v b="$bv" 'BEGIN { exit !(m > b) }'; then best="$k"; bv="$m"; fi
+    done
+    echo "$best"
+}
+echo
+echo "ratios (medians above):"
+for s in $SIZES; do
+    bp="$(best_peer "$s")"
+    [ -n "$bp" ] && ratio_line "engine rxdrop vs the best peer, $s B" "engine_rxdrop/$s" "$bp" 1.05
+    ratio_line "engine rxdrop vs system rxdrop, $s B" "engine_rxdrop/$s" "system_rxdrop/$s" 1.0
+    ratio_line "async rxdrop (defaults) vs engine, $s B" "async_rxdrop/$s" "engine_rxdrop/$s" 0.8
+    ratio_line "engine l2fwd vs C l2fwd, $s B" "engine_l2fwd/$s" "c_l2fwd/$s" 1.1
+    ratio_line "engine txonly vs C txonly, $s B" "engine_txonly/$s" "c_txonly/$s" 1.1
+    for b in "${BASE_LABELS[@]+"${BASE_LABELS[@]}"}"; do
+        for v in engine_rxdrop system_rxdrop async_rxdrop engine_l2fwd engine_txonly; do
+            ratio_line "$v vs $b, $s B" "$v/$s" "$b:$v/$s" 1.0
+        done
+    done
+done
+ratio_line "shared core: engine vs C poll, 64 B" "shared_engine_rxdrop/64" "shared_c_rxdrop_poll/64" 5
+ratio_line "2 queues, 2 workers vs 1 queue, 64 B" "scale_rxdrop_2w/64" "scale_rxdrop_1w/64" 1.6
