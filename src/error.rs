@@ -1,6 +1,7 @@
 //! The crate's one error type. Every setup failure names its stage, keeps the
 //! kernel's `io::Error` as its source, and says the likely cause and fix.
 
+use std::fmt;
 use std::io;
 
 /// Where in setup a kernel call failed.
@@ -148,6 +149,40 @@ pub enum ConfigError {
     },
 }
 
+/// A capability of the kernel or the device that a setting asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Feature {
+    /// Multi-buffer AF_XDP (`XDP_USE_SG`): packets larger than a frame.
+    MultiBuffer,
+    /// Zero-copy binding (`XDP_ZEROCOPY`).
+    ZeroCopy,
+    /// RX metadata through the XDP metadata kfuncs (timestamp, RSS hash, VLAN tag).
+    RxMetadata,
+    /// AF_XDP TX metadata (`tx_metadata_len`).
+    TxMetadata,
+    /// TX checksum offload requested through TX metadata.
+    TxChecksum,
+    /// TX completion timestamps through TX metadata.
+    TxTimestamp,
+    /// TX launch time through TX metadata.
+    TxLaunchTime,
+}
+
+impl fmt::Display for Feature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Feature::MultiBuffer => "multi-buffer (XDP_USE_SG)",
+            Feature::ZeroCopy => "zero-copy (XDP_ZEROCOPY)",
+            Feature::RxMetadata => "RX metadata (XDP metadata kfuncs)",
+            Feature::TxMetadata => "TX metadata (tx_metadata_len)",
+            Feature::TxChecksum => "TX checksum offload",
+            Feature::TxTimestamp => "TX completion timestamps",
+            Feature::TxLaunchTime => "TX launch time",
+        })
+    }
+}
+
 /// Everything that can go wrong in fluxcapacitor.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -204,6 +239,19 @@ pub enum Error {
         /// The kernel's error.
         #[source]
         source: io::Error,
+    },
+
+    /// A setting asks for something this kernel or device does not offer.
+    #[error("{feature} is not available on {ifname}: it needs {needs}, and this is {found}")]
+    Unsupported {
+        /// What was asked for.
+        feature: Feature,
+        /// Interface.
+        ifname: String,
+        /// What it takes (a kernel version, a driver capability).
+        needs: &'static str,
+        /// What there is instead.
+        found: String,
     },
 
     /// Native (driver) XDP was required but is not available.

@@ -115,7 +115,7 @@ pub mod xdp;
 #[cfg(target_os = "linux")]
 pub use builder::FluxBuilder;
 pub use device::{Device, PollEvents, XskStats};
-pub use error::{ConfigError, DescError, Error, Result, Stage};
+pub use error::{ConfigError, DescError, Error, Feature, Result, Stage};
 pub use flux::{Flux, SetupReport};
 pub use socket::{BindMode, RingSizes};
 pub use sys::abi::XdpDesc;

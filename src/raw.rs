@@ -14,17 +14,30 @@
 //! let fill = raw.fill.expect("FILL ring");
 //! let umem = raw.umem;
 //! let peek = rx.peek(64);
-//! let mut refill = fill.reserve(peek.len());
+//! let mut done = Vec::with_capacity(peek.len() as usize);
 //! for desc in peek.iter() {
 //!     // SAFETY: the frame came off RX and is not on any ring until we refill it.
 //!     let bytes = unsafe { umem.slice(desc.addr, desc.len as usize) }.unwrap();
 //!     println!("{} bytes, first {:02x?}", bytes.len(), &bytes[..6.min(bytes.len())]);
-//!     let _ = refill.push(umem.chunk_of(desc.addr));
+//!     done.push(umem.chunk_of(desc.addr));
+//! }
+//! peek.release();
+//! // Back on FILL; what it cannot take yet waits in the pool for the next top-up.
+//! let mut refill = fill.reserve(done.len() as u32);
+//! for &chunk in &done {
+//!     if refill.push(chunk).is_err() {
+//!         raw.pool.free(chunk);
+//!     }
 //! }
 //! refill.commit();
-//! peek.release();
+//! fill.fill_from(raw.pool, 64);
 //! # Ok(()) }
 //! ```
+//!
+//! The kernel publishes a batch on RX a moment before it publishes that it took the
+//! batch's frames off FILL, so a receiver that keeps every frame on FILL or RX can
+//! find FILL short of room for what RX just returned: never assume the room, keep
+//! what does not fit (the pool) and top FILL up again later.
 
 use crate::device::Device;
 use crate::error::{ConfigError, DescError, Error, Result};

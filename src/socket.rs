@@ -9,7 +9,7 @@ use std::time::Duration;
 use std::time::Instant;
 
 #[cfg(target_os = "linux")]
-use crate::error::{Error, Result, Stage};
+use crate::error::{Error, Feature, Result, Stage};
 #[cfg(target_os = "linux")]
 use crate::ring::Rings;
 #[cfg(target_os = "linux")]
@@ -204,6 +204,19 @@ pub(crate) fn bind(fd: &OwnedFd, p: &BindParams) -> Result<()> {
                     ifname: p.ifname.clone(),
                     source: e,
                 })
+            }
+            Err(e)
+                if p.multi_buffer
+                    && e.raw_os_error() == Some(libc::EINVAL)
+                    && sys::kernel_release().1.is_none_or(|v| v < (6, 6)) =>
+            {
+                // Kernels before 6.6 know no XDP_USE_SG and refuse the unknown flag.
+                return Err(Error::Unsupported {
+                    feature: Feature::MultiBuffer,
+                    ifname: p.ifname.clone(),
+                    needs: "Linux 6.6 or later (AF_XDP multi-buffer)",
+                    found: format!("Linux {}", sys::kernel_release().0),
+                });
             }
             Err(e) => return Err(Error::kernel(Stage::Bind, e)),
         }

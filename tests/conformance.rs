@@ -20,7 +20,7 @@ use std::net::SocketAddrV4;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::raw::{kick_all, queue_tx, reap};
+use common::raw::{kick_all, queue_tx, reap, return_to_fill};
 use common::*;
 use fluxcapacitor::raw::PacketAssembler;
 use fluxcapacitor::{
@@ -174,13 +174,7 @@ fn drain_rx(flux: &mut Flux, exp: Expect, refill: bool, seqs: &mut Vec<u32>) -> 
     }
     peek.release();
     match fill {
-        Some(fill) if refill => {
-            let mut r = fill.reserve(back.len() as u32);
-            for a in &back {
-                r.push(*a).expect("FILL has room for what RX returned");
-            }
-            r.commit();
-        }
+        Some(fill) if refill => return_to_fill(fill, &back),
         _ => {
             for a in back {
                 raw.pool.free(a);
@@ -414,7 +408,7 @@ fn headroom(mode: XdpMode) {
         let raw = l.rx.raw();
         let (rx, umem, fill) = (raw.rx.unwrap(), raw.umem, raw.fill.unwrap());
         let peek = rx.peek(64);
-        let mut r = fill.reserve(peek.len());
+        let mut back = Vec::with_capacity(peek.len() as usize);
         for d in peek.iter() {
             assert_eq!(
                 umem.offset_in_chunk(d.addr),
@@ -431,10 +425,10 @@ fn headroom(mode: XdpMode) {
             // SAFETY: as above.
             let bytes = unsafe { umem.slice(d.addr, d.len as usize) }.unwrap();
             seqs.push(check_seq_payload(parse_udp_frame(bytes).unwrap().2).unwrap());
-            r.push(chunk).unwrap();
+            back.push(chunk);
         }
-        r.commit();
         peek.release();
+        return_to_fill(fill, &back);
     }
     assert_in_order(&seqs, 512);
     finish(l);
@@ -998,11 +992,7 @@ fn drain_sharer_rx(b: &mut Flux, owner: &mut Flux, port: u16, seqs: &mut Vec<u32
             chunks.push(umem.chunk_of(d.addr));
         });
     }
-    let mut r = owner.raw().fill.unwrap().reserve(chunks.len() as u32);
-    for c in chunks {
-        r.push(c).unwrap();
-    }
-    r.commit();
+    return_to_fill(owner.raw().fill.unwrap(), &chunks);
 }
 
 /// Sockets on both ends of the pair sharing one UMEM: host -> peer and back.
@@ -1384,6 +1374,16 @@ fn multi_buffer(mode: XdpMode) {
         mtu: Some(9000),
         ..Default::default()
     };
+    if !kernel_has_multi_buffer() {
+        let pair = VethPair::new(opts);
+        let built = FluxBuilder::new(&pair.host)
+            .xdp_mode(mode)
+            .multi_buffer(true)
+            .frame_size(4096)
+            .build();
+        assert!(refused_multi_buffer(&built));
+        return;
+    }
     let mut l = link(
         mode,
         opts,
@@ -1449,11 +1449,7 @@ fn multi_buffer(mode: XdpMode) {
             }
         }
         peek.release();
-        let mut r = fill.reserve(back.len() as u32);
-        for c in back {
-            r.push(c).unwrap();
-        }
-        r.commit();
+        return_to_fill(fill, &back);
     }
     assert_in_order(&got, n);
     assert_eq!(asm.pending(), 0);

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::raw::{kick_all, queue_tx, reap};
+use common::raw::{kick_all, queue_tx, reap, return_to_fill};
 use common::*;
 use fluxcapacitor::raw::RawParts;
 use fluxcapacitor::{
@@ -57,12 +57,7 @@ fn raw_receive_counting(
             continue;
         }
         last = Instant::now();
-        let mut refill = fill.reserve(peek.len());
-        assert_eq!(
-            refill.capacity(),
-            peek.len(),
-            "FILL has room for what RX returns"
-        );
+        let mut back = Vec::with_capacity(peek.len() as usize);
         for d in peek.iter() {
             // SAFETY: the frame came off RX and is ours until it goes back on FILL below.
             let bytes = unsafe { umem.slice(d.addr, d.len as usize) }.expect("in bounds");
@@ -72,10 +67,10 @@ fn raw_receive_counting(
                     progress.fetch_add(1, Ordering::Release);
                 }
             }
-            refill.push(umem.chunk_of(d.addr)).unwrap();
+            back.push(umem.chunk_of(d.addr));
         }
-        refill.commit();
         peek.release();
+        return_to_fill(fill, &back);
     }
     got
 }

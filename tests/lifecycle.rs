@@ -261,12 +261,9 @@ fn start(mode: Mode, b: FluxBuilder) -> Running {
                     let (rx, fill, umem) = (raw.rx.expect("RX"), raw.fill.expect("FILL"), raw.umem);
                     let peek = rx.peek(64);
                     let n = peek.len();
-                    let mut refill = fill.reserve(n);
-                    for d in peek.iter() {
-                        let _ = refill.push(umem.chunk_of(d.addr));
-                    }
-                    refill.commit();
+                    let back: Vec<u64> = peek.iter().map(|d| umem.chunk_of(d.addr)).collect();
                     peek.release();
+                    common::raw::return_to_fill(fill, &back);
                     r.fetch_add(n as u64, Ordering::Relaxed);
                     if n == 0 {
                         std::thread::sleep(Duration::from_millis(1));
@@ -626,11 +623,13 @@ fn build_refuses_an_mtu_larger_than_a_frame() {
         })) => {}
         other => panic!("expected MtuTooLarge, got {other:?}"),
     }
-    // With multi-buffer the same interface is fine.
-    let flux = FluxBuilder::new(&pair.host)
-        .multi_buffer(true)
-        .build()
-        .expect("multi-buffer accepts MTU 9000");
+    // With multi-buffer the same interface is fine (where the kernel has it; before
+    // 6.6 the refusal is typed).
+    let built = FluxBuilder::new(&pair.host).multi_buffer(true).build();
+    if common::refused_multi_buffer(&built) {
+        return;
+    }
+    let flux = built.expect("multi-buffer accepts MTU 9000");
     assert!(flux.report().multi_buffer);
 }
 

@@ -19,7 +19,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::raw::{kick_all, queue_tx, reap};
+use common::raw::{kick_all, queue_tx, reap, return_to_fill};
 use common::*;
 use fluxcapacitor::raw::RawParts;
 use fluxcapacitor::{AttachedMode, BindMode, Error, Flux, FluxBuilder, XdpDesc, XdpMode};
@@ -102,13 +102,7 @@ fn drain_rx(flux: &mut Flux, seqs: &mut Vec<u32>) -> u32 {
         }
         chunks.push(umem.chunk_of(d.addr));
     });
-    let mut refill = fill.reserve(chunks.len() as u32);
-    for c in chunks {
-        refill
-            .push(c)
-            .expect("FILL has room for every frame RX returned");
-    }
-    refill.commit();
+    return_to_fill(fill, &chunks);
     if fill.needs_wakeup() {
         fd.wake_rx().expect("wake RX");
     }

@@ -208,3 +208,19 @@ pub fn poll_many(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Res
     }
     Ok(n as usize)
 }
+
+/// The running kernel's release (`uname -r`) and its (major, minor), if they parse.
+pub fn kernel_release() -> (String, Option<(u32, u32)>) {
+    let rel = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut it = rel.split(|c: char| !c.is_ascii_digit());
+    let ver = match (
+        it.next().and_then(|s| s.parse().ok()),
+        it.next().and_then(|s| s.parse().ok()),
+    ) {
+        (Some(a), Some(b)) => Some((a, b)),
+        _ => None,
+    };
+    (rel, ver)
+}

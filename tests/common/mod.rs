@@ -32,6 +32,32 @@ pub use netns::*;
 pub use udp::*;
 pub use veth::*;
 
+/// The running kernel binds multi-buffer sockets (`XDP_USE_SG`: Linux 6.6 or later).
+pub fn kernel_has_multi_buffer() -> bool {
+    let rel = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
+    let mut it = rel.trim().split(|c: char| !c.is_ascii_digit());
+    let major: u32 = it.next().and_then(|s| s.parse().ok()).expect("major");
+    let minor: u32 = it.next().and_then(|s| s.parse().ok()).expect("minor");
+    (major, minor) >= (6, 6)
+}
+
+/// On a kernel without multi-buffer, checks that a multi-buffer build was refused
+/// with the typed [`Error::Unsupported`](fluxcapacitor::Error::Unsupported) and
+/// returns true (the test ends there); on one with it, returns false.
+pub fn refused_multi_buffer<T>(built: &Result<T, fluxcapacitor::Error>) -> bool {
+    if kernel_has_multi_buffer() {
+        return false;
+    }
+    match built {
+        Err(fluxcapacitor::Error::Unsupported {
+            feature: fluxcapacitor::Feature::MultiBuffer,
+            ..
+        }) => true,
+        Err(e) => panic!("expected the typed multi-buffer refusal, got: {e}"),
+        Ok(_) => panic!("a kernel before 6.6 bound a multi-buffer socket"),
+    }
+}
+
 /// Panics unless the effective uid is 0. Never skips: a test that needs the
 /// kernel must fail loudly when it cannot run.
 pub fn require_root() {

@@ -56,3 +56,28 @@ pub fn kick_all(flux: &mut Flux) {
         }
     }
 }
+
+/// Puts received frames (chunk addresses) back on FILL, as a raw-mode receiver that
+/// keeps every frame on FILL or RX does. The kernel publishes a batch on RX a moment
+/// before it publishes that it took the batch's frames off FILL (`xsk_flush`: RX
+/// producer first, FILL consumer second), so right after a peek FILL can show fewer
+/// free slots than RX returned: wait for them (bounded) rather than assume them.
+pub fn return_to_fill(fill: &mut fluxcapacitor::ring::FillRing, chunks: &[u64]) {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let mut done = 0;
+    while done < chunks.len() {
+        let mut r = fill.reserve((chunks.len() - done) as u32);
+        for &c in &chunks[done..] {
+            if r.push(c).is_err() {
+                break;
+            }
+        }
+        done += r.commit() as usize;
+        assert!(
+            done == chunks.len() || Instant::now() < deadline,
+            "FILL never freed the slots of {} frames RX returned",
+            chunks.len() - done
+        );
+        std::hint::spin_loop();
+    }
+}
