@@ -26,7 +26,9 @@
 #
 # Placement (2 cores): the generator -- and with it the kernel's receive path,
 # which on veth runs on the CPU that transmits -- on CPU0, the receiver on CPU1.
-# "shared" variants put generator and receiver on CPU0. Receiver CPU per packet is
+# "shared" variants are the placement of a box that runs its receive path where its
+# receiver runs: the host end's NAPI thread and the receiver on CPU0, the generator
+# on CPU1. Receiver CPU per packet is
 # the receiver process's user+system time over the packets it handled (for l2fwd:
 # forwarded, for txonly: sent); XDP_DROP has no receiver process ("-").
 #
@@ -243,7 +245,7 @@ measure() {
             set_knob "$H" napi_defer_hard_irqs 2
             set_knob "$H" gro_flush_timeout 200000
         fi
-        gen 0 "$size"
+        gen 1 "$size"
         "$EX/rxdrop" --iface "$H" --pin 0 --duration "$SECS" "${extra[@]+"${extra[@]}"}" >"$log" 2>&1 || true
         restore_knobs
         pps="$(result_field "$log" pps)"; ns="$(result_field "$log" cpu_ns_per_pkt)" ;;
@@ -275,8 +277,9 @@ measure() {
     c_rxdrop|c_rxdrop_poll|shared_c_rxdrop_poll|shared_c_rxdrop)
         local opt=() cpu=1
         [ "${v%_poll}" = "$v" ] || opt=(-p)
-        [ "${v#shared_}" = "$v" ] || cpu=0
-        gen 0 "$size"
+        local gcpu=0
+        [ "${v#shared_}" = "$v" ] || { cpu=0; gcpu=1; }
+        gen "$gcpu" "$size"
         cputime taskset -c "$cpu" "$CREF/xsk_bench" -m rxdrop "${opt[@]+"${opt[@]}"}" -d "$SECS" "$H" 0 >"$log" 2>&1 || true
         pps="$(sed -n 's/^avg_pps \([0-9.]*\).*/\1/p' "$log" | tail -n1)"
         c="$(times_cpu "$log")"
@@ -324,8 +327,8 @@ MAIN=(xdp_drop engine_rxdrop engine_rxdrop_spin)
 for ex in system_rxdrop async_rxdrop; do
     if have "$ex"; then MAIN+=("$ex"); else fx_log "note: examples/$ex.rs not built yet; variant skipped"; fi
 done
-# Set B (plain softirq NAPI, as the kernel does by default): forwarding, transmit
-# and the shared-core placement, whose point is the softirq sharing the core.
+# Set B (plain softirq NAPI, as the kernel does by default): forwarding and transmit.
+# The shared-core variants run in set A: NAPI thread and receiver share CPU0.
 FWD=(xdp_drop_softirq engine_l2fwd engine_l2fwd_b128 engine_txonly engine_txonly_b128)
 SHARED=(shared_engine_rxdrop shared_engine_rxdrop_busypoll)
 SCALE=(scale_xdp_drop_2q scale_rxdrop_1w scale_rxdrop_2w)
@@ -379,8 +382,8 @@ run_set() {
 }
 
 echo "fluxcapacitor bench: kernel $(uname -r), $(nproc) CPUs, $ROUNDS round(s) x ${SECS}s, sizes $SIZES" >&2
-run_set "$NAME" "$NS" 1 1 "$SIZES" "${MAIN[@]+"${MAIN[@]}"}"
-run_set "$NAME" "$NS" 1 0 "$SIZES" "${FWD[@]+"${FWD[@]}"}" "${SHARED[@]+"${SHARED[@]}"}"
+run_set "$NAME" "$NS" 1 1 "$SIZES" "${MAIN[@]+"${MAIN[@]}"}" "${SHARED[@]+"${SHARED[@]}"}"
+run_set "$NAME" "$NS" 1 0 "$SIZES" "${FWD[@]+"${FWD[@]}"}"
 if [ "${#SCALE[@]}" -gt 0 ] && [ -n "${SCALE[0]}" ]; then
     # Scaling: one worker on a 1-queue pair vs two workers on a 2-queue pair; two
     # generator threads (CPU0, CPU1) -- veth picks the receive queue by the sending
@@ -411,8 +414,8 @@ median() { tr ' ' '\n' | awk '$1 != "" && $1 != "-"' | sort -g | awk '{ a[NR] = 
 minmax() { tr ' ' '\n' | awk '$1 != ""' | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.2f-%.2f", lo / 1e6, hi / 1e6 }'; }
 echo
 echo "fluxcapacitor bench -- kernel $(uname -r), $(nproc) CPUs, veth copy mode, $ROUNDS round(s) x ${SECS}s"
-echo "generator: xdpgen (BPF_PROG_RUN live frames) on CPU0; receiver on CPU1 unless 'shared' (all on CPU0)"
-echo "rx variants: host NAPI threaded on CPU0 (ceiling xdp_drop); l2fwd/txonly/shared: NAPI in softirq"
+echo "generator: xdpgen (BPF_PROG_RUN live frames) on CPU0, receiver on CPU1; 'shared': generator on CPU1,"
+echo "receiver and host NAPI thread on CPU0. rx/shared variants: host NAPI threaded on CPU0 (ceiling xdp_drop); l2fwd/txonly: NAPI in softirq"
 echo "(ceiling xdp_drop_softirq); scale: 2 generator threads (ceiling scale_xdp_drop_2q). _b128: --tx-budget 128"
 printf '%-32s %6s %10s %13s %9s %12s\n' variant bytes "Mpps(med)" "min-max" "vs DROP" "rx ns/pkt"
 for s in $SIZES; do

@@ -61,6 +61,8 @@ mod tx;
 
 // tokio glue: Linux only (it waits on the socket's descriptor with `AsyncFd`).
 #[cfg(all(feature = "async", target_os = "linux"))]
+mod napper;
+#[cfg(all(feature = "async", target_os = "linux"))]
 pub mod tokio;
 
 use std::fmt;

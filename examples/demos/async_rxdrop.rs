@@ -4,12 +4,12 @@
 //! ```sh
 //! sudo target/release/examples/async_rxdrop --iface fx0 [--queue 0]
 //!      [--mode auto|native|generic] [--batch 64] [--frame-size 4096] [--pin CPU]
-//!      [--idle readiness|yield|nap] [--duration SECS]
+//!      [--idle napper|readiness|yield|nap] [--duration SECS]
 //! ```
 //!
-//! `--idle` picks [`AsyncIdle`]: the default here is `nap` (1 ms window, 100 µs
-//! naps), because this program's runtime serves this one socket; `readiness` is
-//! the library default.
+//! `--idle` picks [`AsyncIdle`]; without it the program takes the library's
+//! default (`napper`: 1 ms window after traffic, 100 µs naps on the napper
+//! thread, then readiness), as a tokio user who sets nothing does.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -23,7 +23,7 @@ use fluxcapacitor::system::tokio::AsyncIdle;
 use fluxcapacitor::FluxBuilder;
 
 const USAGE: &str = "async_rxdrop --iface IF [--queue Q] [--mode auto|native|generic] \
-[--batch N] [--frame-size 2048|4096] [--pin CPU] [--idle readiness|yield|nap] [--duration SECS]";
+[--batch N] [--frame-size 2048|4096] [--pin CPU] [--idle napper|readiness|yield|nap] [--duration SECS]";
 
 fn main() {
     let args = Args::parse(USAGE);
@@ -61,16 +61,15 @@ async fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     println!("{}", flux.report());
     let (mut rx, _tx) = flux.split_async()?;
     let window = Duration::from_millis(1);
-    rx.set_idle(match args.str("idle").unwrap_or("nap") {
+    let nap = Duration::from_micros(100);
+    rx.set_idle(match args.str("idle").unwrap_or("napper") {
+        "napper" => AsyncIdle::Napper { window, nap },
         "readiness" => AsyncIdle::Readiness,
         "yield" => AsyncIdle::Yield { window },
-        "nap" => AsyncIdle::Nap {
-            window,
-            nap: Duration::from_micros(100),
-        },
+        "nap" => AsyncIdle::Nap { window, nap },
         other => common::die(
             USAGE,
-            &format!("--idle: {other:?} is not readiness|yield|nap"),
+            &format!("--idle: {other:?} is not napper|readiness|yield|nap"),
         ),
     });
 

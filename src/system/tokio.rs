@@ -125,13 +125,24 @@ const SPINS: u32 = 8;
 /// What an empty [`AsyncRx`] receive does in the gaps of a packet stream (see
 /// [`AsyncRx::set_idle`]). Outside the window after the last packet it always
 /// waits for readiness.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AsyncIdle {
+    /// For `window` after the last packet, the task waits and the library's napper
+    /// thread (one per process, asleep while nobody waits) wakes it after `nap` to
+    /// look again — the engine's idle policy without blocking the executor thread:
+    /// the rings buffer the nap, the receive CPU pays no wake-up per kernel flush.
+    /// After the window it waits for readiness: no busy core when idle. The
+    /// default, with a 1 ms window and 100 µs naps (as the engine).
+    Napper {
+        /// How long after the last packet.
+        window: Duration,
+        /// One nap.
+        nap: Duration,
+    },
     /// Wait for readiness as soon as the ring is empty: pure async, no busy
-    /// core. Under a steady stream every kernel flush then wakes the runtime (an
-    /// inter-processor interrupt on the CPU that copies the packets, and a few
-    /// packets per wake-up), which caps the rate. The default.
-    #[default]
+    /// core, no other thread. Under a steady stream every kernel flush then wakes
+    /// the runtime (an inter-processor interrupt on the CPU that copies the
+    /// packets, and a few packets per wake-up), which caps the rate.
     Readiness,
     /// For `window` after the last packet, yield to the scheduler and look again
     /// (like `SO_BUSY_POLL`): no wake-ups, but a busy core, and the constant ring
@@ -153,6 +164,15 @@ pub enum AsyncIdle {
     },
 }
 
+impl Default for AsyncIdle {
+    fn default() -> Self {
+        AsyncIdle::Napper {
+            window: Duration::from_millis(1),
+            nap: Duration::from_micros(100),
+        }
+    }
+}
+
 impl AsyncRx {
     /// Registers `rx`'s socket (a duplicate fd) with the current runtime for reading.
     ///
@@ -169,7 +189,7 @@ impl AsyncRx {
     }
 
     /// What an empty receive does right after traffic (default
-    /// [`AsyncIdle::Readiness`]).
+    /// [`AsyncIdle::Napper`], 1 ms window, 100 µs naps).
     pub fn set_idle(&mut self, idle: AsyncIdle) {
         self.idle = idle;
     }
@@ -212,7 +232,9 @@ impl AsyncRx {
             }
             let window = match self.idle {
                 AsyncIdle::Readiness => Duration::ZERO,
-                AsyncIdle::Yield { window } | AsyncIdle::Nap { window, .. } => window,
+                AsyncIdle::Yield { window }
+                | AsyncIdle::Nap { window, .. }
+                | AsyncIdle::Napper { window, .. } => window,
             };
             if !window.is_zero() {
                 if std::mem::take(&mut self.had_traffic) {
@@ -223,6 +245,11 @@ impl AsyncRx {
                         AsyncIdle::Nap { nap, .. } => {
                             std::thread::sleep(nap);
                             continue;
+                        }
+                        AsyncIdle::Napper { nap, .. }
+                            if super::napper::wake_after(nap, cx.waker()) =>
+                        {
+                            return Poll::Pending;
                         }
                         _ => {
                             cx.waker().wake_by_ref();
