@@ -18,7 +18,7 @@ use fluxcapacitor::engine::{BusyPoll, Engine, Idle, Queues};
 use fluxcapacitor::FluxBuilder;
 
 const USAGE: &str = "rxdrop --iface IF [--queue Q | --all-queues] [--mode auto|native|generic] \
-[--batch N] [--spin] [--busy-poll] [--pin CPU] [--frame-size 2048|4096] [--no-watch] \
+[--batch N] [--spin] [--busy-poll] [--pin CPU] [--frame-size 2048|4096] [--frames N] [--no-watch] \
 [--duration SECS]";
 
 fn main() {
@@ -33,6 +33,7 @@ fn run(args: &Args) -> Result<(), fluxcapacitor::Error> {
     let iface = args.req("iface");
     let mode = args.xdp_mode();
     let frame_size: u32 = args.num("frame-size", 4096);
+    let frames: u32 = args.num("frames", 4096);
     let no_watch = args.flag("no-watch");
     let queues = if args.flag("all-queues") {
         Queues::All
@@ -46,6 +47,7 @@ fn run(args: &Args) -> Result<(), fluxcapacitor::Error> {
             // --no-watch: without the device watch (to measure what it costs).
             f.xdp_mode(mode)
                 .frame_size(frame_size)
+                .frame_count(frames)
                 .watch_device(!no_watch)
         });
     if args.flag("spin") {

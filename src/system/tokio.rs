@@ -62,7 +62,7 @@ impl AsRawFd for SockFd {
     }
 }
 
-fn register(device: &crate::Device, interest: Interest) -> Result<AsyncFd<SockFd>> {
+fn check_runtime() -> Result<()> {
     if ::tokio::runtime::Handle::try_current().is_err() {
         return Err(Error::Kernel {
             stage: Stage::Runtime,
@@ -70,6 +70,11 @@ fn register(device: &crate::Device, interest: Interest) -> Result<AsyncFd<SockFd
             source: io::Error::other("no tokio runtime"),
         });
     }
+    Ok(())
+}
+
+fn register(device: &crate::Device, interest: Interest) -> Result<AsyncFd<SockFd>> {
+    check_runtime()?;
     let fd = device.async_fd().ok_or_else(|| Error::Kernel {
         stage: Stage::Runtime,
         hint: Some("this device has no descriptor for an async reactor"),
@@ -110,7 +115,11 @@ pub fn split(flux: Flux) -> Result<(AsyncRx, AsyncTx)> {
 /// [`Rx`] on tokio. `Send`; receiving needs `&mut self`.
 #[derive(Debug)]
 pub struct AsyncRx {
-    io: AsyncFd<SockFd>,
+    /// The socket registered with the runtime, once a mode that waits for tokio's
+    /// readiness needs it (never with [`AsyncIdle::Napper`] on a kernel socket).
+    io: Option<AsyncFd<SockFd>>,
+    /// A duplicate of the socket fd for the napper's idle wait (kernel sockets).
+    napper_fd: Option<super::napper::IdleFd>,
     rx: Rx,
     /// What an empty receive does right after traffic.
     idle: AsyncIdle,
@@ -179,8 +188,24 @@ impl AsyncRx {
     /// # Errors
     /// As [`split`].
     pub fn new(rx: Rx) -> Result<AsyncRx> {
+        let napper_fd = match rx.device().socket() {
+            Some(fd) => Some(super::napper::IdleFd::new(
+                fd.try_clone_to_owned()
+                    .map_err(|e| Error::kernel(Stage::Runtime, e))?,
+            )),
+            None => None,
+        };
+        // Register with the runtime now unless the default never needs it: the
+        // runtime check (and its error) comes at construction either way.
+        let io = if napper_fd.is_some() {
+            check_runtime()?;
+            None
+        } else {
+            Some(register(rx.device(), Interest::READABLE)?)
+        };
         Ok(AsyncRx {
-            io: register(rx.device(), Interest::READABLE)?,
+            io,
+            napper_fd,
             rx,
             idle: AsyncIdle::default(),
             last_traffic: Instant::now(),
@@ -269,7 +294,23 @@ impl AsyncRx {
                     Starving::Wait => return self.pending(cx),
                 }
             }
-            let mut guard = match self.io.poll_read_ready(cx) {
+            if let (AsyncIdle::Napper { .. }, Some(fd)) = (self.idle, &self.napper_fd) {
+                // Idle: the napper sleeps on the socket for us (level-triggered: a
+                // packet that landed since the last look wakes us at once).
+                if fd.wake_when_readable(cx.waker()) {
+                    return self.pending(cx);
+                }
+            }
+            if self.io.is_none() {
+                match register(self.rx.device(), Interest::READABLE) {
+                    Ok(io) => self.io = Some(io),
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            }
+            let Some(io) = self.io.as_ref() else {
+                return self.pending(cx);
+            };
+            let mut guard = match io.poll_read_ready(cx) {
                 Poll::Ready(Ok(g)) => g,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(wakeup_error(e))),
                 Poll::Pending => return self.pending(cx),
