@@ -443,3 +443,64 @@ fn handles_frames_and_runtime_drop_in_every_order() {
         );
     }
 }
+
+/// The default idle (`AsyncIdle::Napper`) on a current-thread runtime: a receive
+/// that waits through silences longer than the nap window (so the napper waits for
+/// readiness on the socket for it) is woken by the next burst each time, and the
+/// executor thread keeps running other tasks while it waits.
+#[test]
+fn idle_receives_wake_on_the_next_burst_without_blocking_the_runtime() {
+    if skip_without_root() {
+        return;
+    }
+    let pair = VethPair::new(VethOpts::default());
+    let peer = pair.peer_addr(40300);
+    let dst = pair.host_addr(PORT);
+    let sock = in_netns(&pair.ns, move || std::net::UdpSocket::bind(peer).unwrap());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (mut rx, _tx) = split(&pair.host, pair.host_ip);
+        let ticks = Arc::new(AtomicU64::new(0));
+        let t2 = ticks.clone();
+        let ticker = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                t2.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        const BURSTS: u32 = 5;
+        const PER: u32 = 20;
+        let sender = std::thread::spawn(move || {
+            for b in 0..BURSTS {
+                // Silence well past the 1 ms window: the receive is idle-waiting.
+                std::thread::sleep(Duration::from_millis(60));
+                for i in 0..PER {
+                    sock.send_to(&seq_payload(b * PER + i, 100), dst).unwrap();
+                }
+            }
+        });
+        let mut seen = HashSet::new();
+        while seen.len() < (BURSTS * PER) as usize {
+            let f = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+                .await
+                .expect("a waiting receive is woken by the next burst")
+                .unwrap();
+            if let Some((_, d, p)) = parse_udp_frame(&f) {
+                if d.port() == PORT {
+                    seen.insert(check_seq_payload(p).expect("payload intact"));
+                }
+            }
+        }
+        sender.join().unwrap();
+        // Five silences of 60 ms passed with the receive waiting: a blocked executor
+        // thread would have run the 1 ms ticker a handful of times at most.
+        let t = ticks.load(Ordering::Relaxed);
+        assert!(t >= 100, "the ticker ran {t} times beside the waiting receive");
+        ticker.abort();
+        let c = rx.frame_counts();
+        assert!(c.is_conserved() && c.user == 0, "{c}");
+    });
+}
