@@ -667,3 +667,115 @@ fn capture_exits_with_one_line_when_the_device_goes() {
         "the datagrams before the event"
     );
 }
+
+/// Inside the peer namespace, datagram 0 alone (its ARP request resolves the host
+/// end), a pause, then the rest.
+fn send_resolving_first(pair: &VethPair, n: u32, len: fn(u32) -> usize) {
+    let (src, dst) = (pair.peer_addr(SRC_PORT), pair.host_addr(PORT));
+    udp_send_from_ns(&pair.ns, src, dst, vec![seq_payload(0, len(0))], None);
+    std::thread::sleep(Duration::from_millis(300));
+    let rest = (1..n).map(|i| seq_payload(i, len(i))).collect();
+    send_paced(&pair.ns, src, dst, rest, 1);
+}
+
+/// No steering: the socket takes every packet, and `--answer` has the program answer
+/// ARP for the host's address (the host no longer sees the requests), so the peer
+/// resolves it and every datagram is in the file — and nothing else is.
+#[test]
+fn capture_everything_answering_arp() {
+    const N: u32 = 500;
+    if skip_without_root() {
+        return;
+    }
+    let pair = VethPair::new(VethOpts::default());
+    let dir = TempDir::new("every");
+    let file = dir.file("every.pcapng");
+    let t0 = wall_clock();
+    let run = Running::start(&[
+        "--iface",
+        &pair.host,
+        "--out",
+        &file,
+        "--answer",
+        &pair.host_ip.to_string(),
+        "--count",
+        &N.to_string(),
+        "--duration",
+        "60",
+    ]);
+    assert!(
+        run.stdout
+            .iter()
+            .any(|l| l.contains("every packet; ARP/ND for")),
+        "{:?}",
+        run.stdout
+    );
+    send_resolving_first(&pair, N, payload_len);
+    let (status, stdout, stderr) = run.finish(Duration::from_secs(90));
+    assert!(
+        status.success(),
+        "capture failed ({status}): {stderr}\n{stdout}"
+    );
+    check_complete(&file, &dir, &pair, N, payload_len, t0);
+}
+
+/// `--snaplen 100`: records hold the first 100 bytes of each frame and its
+/// original length; tcpdump reads them and still names every datagram.
+#[test]
+fn capture_snaplen_cuts_records() {
+    const N: u32 = 200;
+    const SNAP: usize = 100;
+    if skip_without_root() {
+        return;
+    }
+    let pair = VethPair::new(VethOpts::default());
+    let dir = TempDir::new("snap");
+    let file = dir.file("snap.pcapng");
+    let run = Running::start(&[
+        "--iface",
+        &pair.host,
+        "--out",
+        &file,
+        "--port",
+        &PORT.to_string(),
+        "--snaplen",
+        &SNAP.to_string(),
+        "--count",
+        &N.to_string(),
+        "--duration",
+        "60",
+    ]);
+    ping_then_send(&pair, N, payload_len);
+    let (status, stdout, stderr) = run.finish(Duration::from_secs(90));
+    assert!(
+        status.success(),
+        "capture failed ({status}): {stderr}\n{stdout}"
+    );
+    let lines = tcpdump_lines(&file);
+    assert_eq!(lines.len(), N as usize, "tcpdump's count");
+    // Read the records themselves: captured and original lengths.
+    let f = std::fs::File::open(&file).expect("open");
+    let mut r = PcapNgReader::new(f).expect("pcap-ng");
+    let mut seq = 0u32;
+    let mut cut = 0u32;
+    while let Some(b) = r.next_block() {
+        if let Block::EnhancedPacket(p) = b.expect("block") {
+            let frame_len = 42 + payload_len(seq);
+            assert_eq!(p.original_len as usize, frame_len, "datagram {seq}");
+            assert_eq!(p.data.len(), frame_len.min(SNAP), "datagram {seq}");
+            let payload = &p.data[42..];
+            assert_eq!(payload[..4], seq.to_be_bytes(), "datagram {seq} in order");
+            assert_eq!(
+                payload,
+                &seq_payload(seq, payload_len(seq))[..payload.len()]
+            );
+            cut += u32::from(frame_len > SNAP);
+            seq += 1;
+        }
+    }
+    assert_eq!(seq, N);
+    assert!(
+        stdout.contains(&format!("{cut} cut to --snaplen {SNAP}")),
+        "{stdout}"
+    );
+}

@@ -208,6 +208,9 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let queue: u32 = args.num("queue", 0);
     let batch: usize = args.num("batch", 64).max(1);
     let count: Option<u64> = args.str("count").map(|_| args.num("count", 0));
+    if count == Some(0) {
+        die(USAGE, "--count must be at least 1");
+    }
     let snaplen: u32 = args.num("snaplen", DEFAULT_SNAPLEN);
     if snaplen == 0 {
         die(USAGE, "--snaplen must be at least 1");
