@@ -42,7 +42,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{die, Args};
 use fluxcapacitor::system::Frame;
-use fluxcapacitor::{FluxBuilder, SteeringFilter, XdpMode};
+use fluxcapacitor::{ConfigError, FluxBuilder, SteeringFilter, XdpMode};
 use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
 use pcap_file::pcapng::blocks::interface_description::{
     InterfaceDescriptionBlock, InterfaceDescriptionOption,
@@ -60,7 +60,14 @@ const DEFAULT_SNAPLEN: u32 = 262_144;
 fn main() {
     let args = Args::parse(USAGE);
     if let Err(e) = run(&args) {
-        eprintln!("capture: {e}");
+        // The library's message names the builder call; say which option that is.
+        let hint = match e.downcast_ref::<fluxcapacitor::Error>() {
+            Some(fluxcapacitor::Error::Config(ConfigError::MtuTooLarge { .. })) => {
+                " (here: --multi-buffer)"
+            }
+            _ => "",
+        };
+        eprintln!("capture: {e}{hint}");
         std::process::exit(1);
     }
 }
