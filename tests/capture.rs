@@ -475,6 +475,10 @@ fn captures_every_datagram(mode: &str) {
         stdout.contains(&format!("capture: stopped after --count {N} packets")),
         "{stdout}"
     );
+    assert!(
+        stdout.contains(&format!(" xdp={mode} ")),
+        "attached {mode}:\n{stdout}"
+    );
     assert_eq!(result_pkts(&stdout), u64::from(N));
     check_complete(&file, &dir, &pair, N, payload_len, t0);
 }
