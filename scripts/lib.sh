@@ -4,7 +4,7 @@
 # Every function prints what it does on stderr and returns non-zero on failure.
 
 # Packages the build and the tests need (Debian names).
-FX_DEPS=(clang llvm libelf-dev zlib1g-dev pkg-config iproute2 make iputils-ping python3 gcc ethtool bpftool socat netcat-openbsd)
+FX_DEPS=(clang llvm libelf-dev zlib1g-dev pkg-config iproute2 make iputils-ping python3 gcc ethtool bpftool socat netcat-openbsd tcpdump)
 
 fx_log() { printf '%s\n' "$*" >&2; }
 fx_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
