@@ -98,7 +98,7 @@ impl fmt::Display for QueueSnapshot {
         let c = &self.counters;
         write!(
             f,
-            "{}:{} rx {} tx {} drop {} fwd {} kicks {} polls {}",
+            "{}:{} rx {} tx {} drop {} fwd {} kicks {} polls {} batches {} ({:.1} pkts each) turns {}",
             self.ifname,
             self.queue,
             c.rx_packets,
@@ -106,7 +106,10 @@ impl fmt::Display for QueueSnapshot {
             c.verdict_drop,
             c.verdict_forward,
             c.tx_kicks,
-            c.polls
+            c.polls,
+            c.batches,
+            c.rx_packets as f64 / c.batches.max(1) as f64,
+            c.turns
         )?;
         if let Some(k) = &self.kernel {
             write!(
