@@ -1,0 +1,341 @@
+#![cfg(target_os = "linux")]
+//! The device probe on veth pairs (root): what `features::probe` reads from the
+//! kernel's `netdev` netlink family equals what libbpf's own client of that family
+//! (`bpf_xdp_query`) reads, follows the device as it changes (GRO on the peer, queue
+//! counts), and agrees with what the kernel then does (native attach, zero-copy
+//! bind); the set-up report carries it and the Auto modes decide from it; the
+//! `probe` example prints it.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::*;
+use fluxcapacitor::features::{probe, DeviceFeatures, ProbeStatus, XdpFeatures};
+use fluxcapacitor::{AttachedMode, BindMode, Error, FluxBuilder, XdpMode};
+
+/// What libbpf's `bpf_xdp_query` says about `ifindex` (in the calling thread's
+/// namespace): the `xdp-features` bitmask and `xdp-zc-max-segs` (0 when absent).
+/// libbpf sends its own `netdev` dev-get and parses the reply itself: a second,
+/// independent reading of what the kernel says.
+fn libbpf_query(ifindex: u32) -> (u64, u32) {
+    // SAFETY: an all-zero bpf_xdp_query_opts is valid; `sz` is set below.
+    let mut q: libbpf_sys::bpf_xdp_query_opts = unsafe { std::mem::zeroed() };
+    q.sz = std::mem::size_of::<libbpf_sys::bpf_xdp_query_opts>() as _;
+    // SAFETY: `q` is a valid, sized opts struct that outlives the call.
+    let rc = unsafe { libbpf_sys::bpf_xdp_query(ifindex as i32, 0, &mut q) };
+    assert_eq!(rc, 0, "bpf_xdp_query({ifindex}) failed: {rc}");
+    (q.feature_flags, q.xdp_zc_max_segs)
+}
+
+/// Probes `ifname` and reads libbpf's answer, in namespace `ns` (None: this one).
+fn both(ns: Option<&str>, ifname: &str, ifindex: u32) -> (DeviceFeatures, (u64, u32)) {
+    let name = ifname.to_string();
+    let run = move || {
+        let f = probe(&name).unwrap_or_else(|e| panic!("probe({name}): {e}"));
+        (f, libbpf_query(ifindex))
+    };
+    match ns {
+        None => run(),
+        Some(ns) => in_netns(ns, run),
+    }
+}
+
+/// Asserts the probe equals libbpf's reading, and returns the xdp-features.
+fn agree(ns: Option<&str>, ifname: &str, ifindex: u32) -> XdpFeatures {
+    let (f, (flags, zc_segs)) = both(ns, ifname, ifindex);
+    assert_eq!(f.status, ProbeStatus::Answered, "{f}");
+    assert_eq!((f.ifname.as_str(), f.ifindex), (ifname, ifindex));
+    let x = f
+        .xdp
+        .unwrap_or_else(|| panic!("no xdp-features on 6.3+:\n{f}"));
+    assert_eq!(
+        x.bits(),
+        flags,
+        "{ifname}: probe says {x}, libbpf says {}",
+        XdpFeatures::from_bits_retain(flags)
+    );
+    assert_eq!(
+        f.xdp_zc_max_segs.unwrap_or(0),
+        zc_segs,
+        "{ifname}: xdp-zc-max-segs"
+    );
+    // The kernel sends xdp-zc-max-segs exactly for zero-copy devices.
+    assert_eq!(
+        f.xdp_zc_max_segs.is_some(),
+        x.contains(XdpFeatures::XSK_ZEROCOPY)
+    );
+    x
+}
+
+fn ethtool(ns: Option<&str>, args: &[&str]) {
+    let mut cmd = match ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "ethtool"]);
+            c
+        }
+        None => Command::new("ethtool"),
+    };
+    let out = cmd.args(args).output().expect("run ethtool");
+    assert!(
+        out.status.success(),
+        "ethtool {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+}
+
+#[test]
+fn probe_agrees_with_libbpf_and_follows_the_device() {
+    let pair = VethPair::new(VethOpts {
+        queues: 2,
+        ..Default::default()
+    });
+    let ns = Some(pair.ns.as_str());
+    let host = agree(None, &pair.host, pair.host_ifindex);
+    let peer = agree(ns, &pair.peer, pair.peer_ifindex);
+    // Equal queue counts: both ends can run native XDP.
+    assert!(host.contains(XdpFeatures::BASIC), "host: {host}");
+    assert!(peer.contains(XdpFeatures::BASIC), "peer: {peer}");
+
+    // veth offers ndo_xdp_xmit to frames redirected into an end only when the
+    // *other* end can take them (an XDP program or GRO there): turning GRO on at the
+    // peer changes what the host end says, and both readings follow.
+    let gro_before = host.contains(XdpFeatures::NDO_XMIT);
+    ethtool(
+        ns,
+        &[
+            "-K",
+            &pair.peer,
+            "gro",
+            if gro_before { "off" } else { "on" },
+        ],
+    );
+    let host2 = agree(None, &pair.host, pair.host_ifindex);
+    assert_ne!(
+        host2.contains(XdpFeatures::NDO_XMIT),
+        gro_before,
+        "GRO on the peer toggled, ndo-xmit of the host did not: {host} -> {host2}"
+    );
+    assert_eq!(
+        host2.contains(XdpFeatures::NDO_XMIT_SG),
+        host2.contains(XdpFeatures::NDO_XMIT)
+    );
+
+    // Fewer rx queues on the host than tx queues on its peer: the host can no longer
+    // run native XDP, says so, and the kernel indeed refuses a native attach.
+    set_channels(&pair.host, 1, 2);
+    let host3 = agree(None, &pair.host, pair.host_ifindex);
+    assert!(!host3.contains(XdpFeatures::BASIC), "host: {host3}");
+    match FluxBuilder::new(&pair.host)
+        .xdp_mode(XdpMode::Native)
+        .build()
+    {
+        Err(Error::NativeUnsupported { ifname, .. }) => assert_eq!(ifname, pair.host),
+        other => panic!(
+            "the probe says no native XDP, yet native attach gave {:?}",
+            other.map(|f| f.report().clone())
+        ),
+    }
+    // And back.
+    set_channels(&pair.host, 2, 2);
+    let host4 = agree(None, &pair.host, pair.host_ifindex);
+    assert!(host4.contains(XdpFeatures::BASIC), "host: {host4}");
+
+    // What veth does not offer, the kernel refuses: no xsk-zerocopy, and a
+    // zero-copy bind fails.
+    assert!(!host4.contains(XdpFeatures::XSK_ZEROCOPY), "host: {host4}");
+    match FluxBuilder::new(&pair.host)
+        .bind_mode(BindMode::ZeroCopy)
+        .build()
+    {
+        Err(Error::ZeroCopyUnsupported { .. }) => {}
+        other => panic!(
+            "no xsk-zerocopy, yet a zero-copy bind gave {:?}",
+            other.map(|f| f.report().clone())
+        ),
+    }
+}
+
+#[test]
+fn missing_interfaces_and_bad_names_are_typed_errors() {
+    require_root();
+    match probe("fxqnosuch0") {
+        Err(Error::InterfaceNotFound(n)) => assert_eq!(n, "fxqnosuch0"),
+        other => panic!("expected InterfaceNotFound, got {other:?}"),
+    }
+    for bad in ["", "a-name-far-too-long-for-ifnamsiz"] {
+        match probe(bad) {
+            Err(Error::Config(fluxcapacitor::ConfigError::InterfaceName(n))) => assert_eq!(n, bad),
+            other => panic!("expected InterfaceName for {bad:?}, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn the_report_carries_the_probe_and_auto_modes_follow_it() {
+    let pair = VethPair::new(VethOpts::default());
+    let before = probe(&pair.host).expect("probe");
+    assert_eq!(before.native_xdp(), Some(true), "{before}");
+    let flux = FluxBuilder::new(&pair.host)
+        .xdp_mode(XdpMode::Auto)
+        .bind_mode(BindMode::Auto)
+        .build()
+        .expect("build");
+    let r = flux.report().clone();
+    // The report's features are the probe's (our own program on the host changes
+    // what its peer says, not what the host says).
+    assert_eq!(r.features.as_ref(), Some(&before), "{r}");
+    assert_eq!(r.xdp_mode, Some(AttachedMode::Native), "{r}");
+    let summary = before.summary();
+    assert!(
+        summary.starts_with("probe: xdp-features basic"),
+        "{summary}"
+    );
+    assert!(
+        r.attach_reason.contains("advertises basic XDP") && r.attach_reason.contains(&summary),
+        "{}",
+        r.attach_reason
+    );
+    assert!(!r.zero_copy);
+    assert!(
+        r.zero_copy_reason.contains("no xsk-zerocopy")
+            && r.zero_copy_reason.contains("XDP_COPY")
+            && r.zero_copy_reason.contains(&summary),
+        "{}",
+        r.zero_copy_reason
+    );
+    assert!(
+        r.multi_buffer_reason.starts_with("multi-buffer off")
+            && r.multi_buffer_reason.contains("rx-sg")
+            && r.multi_buffer_reason.contains(&summary),
+        "{}",
+        r.multi_buffer_reason
+    );
+    assert!(r.to_string().contains(&summary), "{r}");
+    drop(flux);
+
+    // Multi-buffer in native mode on a driver that advertises rx-sg.
+    if kernel_has_multi_buffer() {
+        let flux = FluxBuilder::new(&pair.host)
+            .multi_buffer(true)
+            .frame_size(4096)
+            .build()
+            .expect("multi-buffer build");
+        let r = flux.report();
+        assert_eq!(r.xdp_mode, Some(AttachedMode::Native), "{r}");
+        assert!(
+            r.multi_buffer_reason.contains("advertises rx-sg")
+                && r.multi_buffer_reason.contains(&summary),
+            "{}",
+            r.multi_buffer_reason
+        );
+        assert!(r.to_string().contains(&r.multi_buffer_reason), "{r}");
+    }
+}
+
+#[test]
+fn auto_picks_generic_where_the_probe_says_no_native_xdp() {
+    let pair = VethPair::new(VethOpts {
+        queues: 2,
+        ..Default::default()
+    });
+    // One rx queue on the host against two tx queues on its peer: veth withdraws
+    // native XDP (and the kernel refuses a native attach, see above).
+    set_channels(&pair.host, 1, 2);
+    let f = probe(&pair.host).expect("probe");
+    assert_eq!(f.native_xdp(), Some(false), "{f}");
+    let mut flux = FluxBuilder::new(&pair.host).build().expect("auto build");
+    let r = flux.report().clone();
+    assert_eq!(r.xdp_mode, Some(AttachedMode::Generic), "{r}");
+    assert!(
+        r.attach_reason
+            .contains("auto: generic, the driver does not advertise native XDP")
+            && r.attach_reason.contains(&f.summary()),
+        "{}",
+        r.attach_reason
+    );
+    // Went straight to generic: no native attempt failed on the way.
+    assert!(
+        !r.attach_reason.contains("unavailable"),
+        "{}",
+        r.attach_reason
+    );
+    assert!(
+        r.zero_copy_reason.contains(&f.summary()),
+        "{}",
+        r.zero_copy_reason
+    );
+    assert!(flux.frame_counts().is_conserved());
+}
+
+/// The `probe` example: next to this test binary's directory (`cargo test` builds
+/// the examples), else built now.
+fn probe_example() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .join("examples");
+    let bin = dir.join("probe");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let out = Command::new(cargo)
+            .args(["build", "--example", "probe"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("run cargo build --example probe");
+        assert!(
+            out.status.success(),
+            "cargo build --example probe: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(bin.exists(), "{} not built", bin.display());
+    bin
+}
+
+#[test]
+fn the_probe_example_prints_the_table() {
+    let pair = VethPair::new(VethOpts::default());
+    let f = probe(&pair.host).expect("probe");
+    let bin = probe_example();
+    let out = Command::new(&bin)
+        .arg(&pair.host)
+        .output()
+        .expect("run probe");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The table the library prints, then what set-up does there.
+    assert!(text.starts_with(&f.to_string()), "{text}");
+    let x = f.xdp.expect("xdp-features");
+    assert!(
+        text.contains(&format!("xdp-features               {x}")),
+        "{text}"
+    );
+    for line in f.explain() {
+        assert!(text.contains(&line), "missing {line:?} in\n{text}");
+    }
+    assert!(text.contains("BindMode::Auto binds in copy mode"), "{text}");
+    // In the peer's namespace, through `ip netns exec`, and a missing interface.
+    let out = Command::new("ip")
+        .args(["netns", "exec", &pair.ns])
+        .arg(&bin)
+        .args(["--iface", &pair.peer, "lo"])
+        .output()
+        .expect("run probe in ns");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains(&format!("{} (ifindex {})", pair.peer, pair.peer_ifindex)));
+    assert!(text.contains("lo (ifindex 1)"), "{text}");
+    let out = Command::new(&bin).arg("fxqnosuch0").output().expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+}
