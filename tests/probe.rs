@@ -12,7 +12,9 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use common::*;
-use fluxcapacitor::features::{probe, DeviceFeatures, ProbeStatus, XdpFeatures};
+use fluxcapacitor::features::{
+    probe, DeviceFeatures, ProbeStatus, RxMetadataFeatures, XdpFeatures,
+};
 use fluxcapacitor::{AttachedMode, BindMode, Error, FluxBuilder, XdpMode};
 
 /// What libbpf's `bpf_xdp_query` says about `ifindex` (in the calling thread's
@@ -338,4 +340,146 @@ fn the_probe_example_prints_the_table() {
     let out = Command::new(&bin).arg("fxqnosuch0").output().expect("run");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+}
+
+/// The device-bound program of `tests/bpf/rx_meta.bpf.c`.
+static RX_META_OBJ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/rx_meta.bpf.o"));
+
+/// Which RX metadata the driver of `ifindex` implements, found by running the
+/// metadata kfuncs on packets `send` makes arrive there: loaded bound to the device,
+/// the verifier binds each kfunc to the driver's implementation, or to a stub
+/// returning -EOPNOTSUPP where the driver has none. The other end's reading of the
+/// same question the probe asks.
+fn rx_metadata_by_kfuncs(ifindex: u32, send: impl Fn()) -> RxMetadataFeatures {
+    use libbpf_rs::{MapCore, MapFlags, ObjectBuilder};
+    let mut open = ObjectBuilder::default()
+        .open_memory(RX_META_OBJ)
+        .expect("open rx_meta.bpf.o");
+    let mut prog = open
+        .progs_mut()
+        .find(|p| p.name() == "rx_meta_prog")
+        .expect("rx_meta_prog");
+    prog.set_ifindex(ifindex);
+    prog.set_flags(libbpf_sys::BPF_F_XDP_DEV_BOUND_ONLY);
+    let obj = open.load().expect("load the device-bound program");
+    let prog = obj
+        .progs_mut()
+        .find(|p| p.name() == "rx_meta_prog")
+        .expect("rx_meta_prog");
+    let _link = prog
+        .attach_xdp(ifindex as i32)
+        .expect("attach the device-bound program");
+    let map = obj
+        .maps()
+        .find(|m| m.name() == "rx_meta_results")
+        .expect("rx_meta_results");
+    let read = |k: u32| -> i64 {
+        map.lookup(&k.to_ne_bytes(), MapFlags::ANY)
+            .expect("lookup")
+            .and_then(|v| v.get(..8).and_then(|b| b.try_into().ok()))
+            .map(i64::from_ne_bytes)
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while read(0) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no packet reached the program"
+        );
+        send();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let eopnotsupp = -(libc::EOPNOTSUPP as i64);
+    RxMetadataFeatures::ALL
+        .iter()
+        .zip(1u32..)
+        .filter(|(_, key)| read(*key) != eopnotsupp)
+        .fold(RxMetadataFeatures::empty(), |acc, ((f, _, _), _)| acc | *f)
+}
+
+/// A tap device (removed when dropped: it lives as long as its descriptor) and
+/// a way to make frames arrive on it (writing them to the descriptor).
+struct Tap {
+    fd: std::fs::File,
+    name: String,
+}
+
+impl Tap {
+    fn new() -> Tap {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
+        const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+        const IFF_TAP: libc::c_short = 0x0002;
+        const IFF_NO_PI: libc::c_short = 0x1000;
+        let fd = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open("/dev/net/tun")
+            .expect("open /dev/net/tun");
+        let name = format!("fx{}t", common::veth::base36(std::process::id(), 5));
+        // SAFETY: an all-zero ifreq is valid; name and flags are set below.
+        let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (d, s) in ifr.ifr_name.iter_mut().zip(name.bytes()) {
+            *d = s as libc::c_char;
+        }
+        ifr.ifr_ifru.ifru_flags = IFF_TAP | IFF_NO_PI;
+        // SAFETY: TUNSETIFF reads and writes the ifreq, which outlives the call.
+        let rc = unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETIFF as _, &mut ifr) };
+        assert_eq!(rc, 0, "TUNSETIFF: {}", std::io::Error::last_os_error());
+        let up = Command::new("ip")
+            .args(["link", "set", "dev", &name, "up"])
+            .status()
+            .expect("ip link set up");
+        assert!(up.success(), "ip link set dev {name} up");
+        Tap { fd, name }
+    }
+
+    /// One frame arrives on the tap (a broadcast of the local experimental
+    /// EtherType 0x88b5, which nothing answers).
+    fn send(&self) {
+        use std::io::Write;
+        let mut frame = vec![0xffu8; 6];
+        frame.extend_from_slice(&[0x02, 0, 0, 0, 0, 1, 0x88, 0xb5]);
+        frame.resize(60, 0);
+        let _ = (&self.fd).write(&frame);
+    }
+}
+
+#[test]
+fn rx_metadata_features_match_what_the_driver_kfuncs_do() {
+    // veth implements the RX metadata kfuncs (drivers/net/veth.c); tun does not:
+    // one device where the kernel should say yes, one where it should say no.
+    let pair = VethPair::new(VethOpts::default());
+    let f = probe(&pair.host).expect("probe");
+    let probed = f
+        .rx_metadata
+        .unwrap_or_else(|| panic!("no xdp-rx-metadata-features on this kernel:\n{f}"));
+    let by_kfuncs = rx_metadata_by_kfuncs(pair.host_ifindex, || {
+        udp_send_from_ns(
+            &pair.ns,
+            pair.peer_addr(40100),
+            pair.host_addr(40101),
+            vec![vec![0u8; 32]],
+            None,
+        )
+    });
+    assert_eq!(
+        probed, by_kfuncs,
+        "{}: the probe says {probed}, the driver's kfuncs say {by_kfuncs}",
+        pair.host
+    );
+    assert!(!probed.is_empty(), "{f}");
+
+    let tap = Tap::new();
+    let f = probe(&tap.name).expect("probe tap");
+    let probed = f.rx_metadata.expect("xdp-rx-metadata-features");
+    let ifindex = f.ifindex;
+    let by_kfuncs = rx_metadata_by_kfuncs(ifindex, || tap.send());
+    assert_eq!(
+        probed, by_kfuncs,
+        "{}: the probe says {probed}, the driver's kfuncs say {by_kfuncs}",
+        tap.name
+    );
+    assert!(probed.is_empty(), "{f}");
 }
