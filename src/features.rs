@@ -184,9 +184,11 @@ pub struct DeviceFeatures {
     /// `xdp-zc-max-segs`: fragments per packet in zero-copy; the kernel sends it
     /// only for devices with [`XdpFeatures::XSK_ZEROCOPY`] (Linux ≥ 6.6).
     pub xdp_zc_max_segs: Option<u32>,
-    /// `xdp-rx-metadata-features` (Linux ≥ 6.8).
+    /// `xdp-rx-metadata-features` (sent by newer kernels than the family itself;
+    /// `None` before).
     pub rx_metadata: Option<RxMetadataFeatures>,
-    /// `xsk-features` (Linux ≥ 6.8).
+    /// `xsk-features` (sent by newer kernels, with AF_XDP TX metadata; `None`
+    /// before).
     pub xsk: Option<XskFeatures>,
 }
 
@@ -358,7 +360,7 @@ impl fmt::Display for DeviceFeatures {
             RxMetadataFeatures::ALL,
             |v, x| v.contains(x),
             |v| v.to_string(),
-            &unknown("not reported, kernel < 6.8"),
+            &unknown("not reported by this kernel"),
         )?;
         rows(
             f,
@@ -367,7 +369,7 @@ impl fmt::Display for DeviceFeatures {
             XskFeatures::ALL,
             |v, x| v.contains(x),
             |v| v.to_string(),
-            &unknown("not reported, kernel < 6.8"),
+            &unknown("not reported by this kernel"),
         )
     }
 }
@@ -393,12 +395,19 @@ pub fn probe(ifname: &str) -> crate::Result<DeviceFeatures> {
 /// [`probe`] for an interface already looked up.
 #[cfg(target_os = "linux")]
 pub(crate) fn probe_index(ifname: &str, ifindex: u32) -> crate::Result<DeviceFeatures> {
+    probe_through(crate::sys::genl::NETDEV_FAMILY_NAME, ifname, ifindex)
+}
+
+/// [`probe_index`] through the generic-netlink family named `family_name` (the
+/// `netdev` family; another name in tests, for a kernel that lacks it).
+#[cfg(target_os = "linux")]
+fn probe_through(family_name: &str, ifname: &str, ifindex: u32) -> crate::Result<DeviceFeatures> {
     use crate::error::{Error, Stage};
-    use crate::sys::genl::{Genl, NETDEV_FAMILY_NAME};
+    use crate::sys::genl::Genl;
     let kernel = crate::sys::kernel_release().0;
     let fail = |e| Error::kernel(Stage::Probe, e);
     let genl = Genl::open(std::time::Duration::from_secs(1)).map_err(fail)?;
-    let Some(family) = genl.family(NETDEV_FAMILY_NAME).map_err(fail)? else {
+    let Some(family) = genl.family(family_name).map_err(fail)? else {
         return Ok(DeviceFeatures::unknown(
             ifname,
             ifindex,
@@ -491,6 +500,35 @@ mod tests {
             old.summary(),
             "probe: unknown (netdev family absent, kernel < 6.3 (this is 6.1.0))"
         );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_kernel_without_the_family_reads_as_unknown_not_as_an_error() {
+        // The controller of the running kernel, asked for a family it does not have
+        // (as a kernel before 6.3 has no `netdev`): the probe answers "unknown".
+        let f = probe_through("fxnosuchfam", "lo", 1).expect("no error");
+        assert_eq!(f.status, ProbeStatus::FamilyAbsent);
+        assert_eq!(
+            (f.xdp, f.xdp_zc_max_segs, f.rx_metadata, f.xsk),
+            (None, None, None, None)
+        );
+        assert!(
+            f.summary().contains("netdev family absent, kernel < 6.3"),
+            "{}",
+            f.summary()
+        );
+        assert!(
+            f.explain()[0].contains("tries native, then generic"),
+            "{:?}",
+            f.explain()
+        );
+        // And the real family, on the loopback device (no privileges needed).
+        let lo = probe("lo").expect("probe lo");
+        assert_eq!(lo.ifindex, 1);
+        if lo.answered() {
+            assert_eq!(lo.native_xdp(), Some(false), "{lo}");
+        }
     }
 
     #[test]

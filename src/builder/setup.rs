@@ -376,3 +376,80 @@ impl KernelSocket {
         self.0.as_fd()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::{ProbeStatus, XdpFeatures};
+
+    fn answered(xdp: XdpFeatures, zc_segs: Option<u32>) -> DeviceFeatures {
+        DeviceFeatures {
+            ifname: "fx0".into(),
+            ifindex: 7,
+            kernel: "6.18.0".into(),
+            status: ProbeStatus::Answered,
+            xdp: Some(xdp),
+            xdp_zc_max_segs: zc_segs,
+            rx_metadata: None,
+            xsk: None,
+        }
+    }
+
+    fn absent() -> DeviceFeatures {
+        DeviceFeatures {
+            status: ProbeStatus::FamilyAbsent,
+            xdp: None,
+            kernel: "6.1.0".into(),
+            ..answered(XdpFeatures::empty(), None)
+        }
+    }
+
+    #[test]
+    fn bind_auto_goes_copy_only_where_the_probe_says_no_zero_copy() {
+        let veth = answered(XdpFeatures::BASIC | XdpFeatures::REDIRECT, None);
+        let zc = answered(XdpFeatures::BASIC | XdpFeatures::XSK_ZEROCOPY, Some(4));
+        assert_eq!(bind_mode(BindMode::Auto, &veth), BindMode::Copy);
+        assert_eq!(bind_mode(BindMode::Auto, &zc), BindMode::Auto);
+        assert_eq!(bind_mode(BindMode::Auto, &absent()), BindMode::Auto);
+        // What the user asked for explicitly stays.
+        assert_eq!(bind_mode(BindMode::ZeroCopy, &veth), BindMode::ZeroCopy);
+        assert_eq!(bind_mode(BindMode::Copy, &zc), BindMode::Copy);
+    }
+
+    #[test]
+    fn reasons_cite_the_probe() {
+        let veth = answered(XdpFeatures::BASIC | XdpFeatures::RX_SG, None);
+        let zc = answered(XdpFeatures::BASIC | XdpFeatures::XSK_ZEROCOPY, Some(4));
+        let native = Some(AttachedMode::Native);
+        let r = zero_copy_reason(false, BindMode::Auto, native, &veth);
+        assert!(
+            r.contains("no xsk-zerocopy") && r.contains(&veth.summary()),
+            "{r}"
+        );
+        let r = zero_copy_reason(true, BindMode::Auto, native, &zc);
+        assert!(
+            r.starts_with("zero-copy") && r.contains("xsk-zerocopy"),
+            "{r}"
+        );
+        let r = zero_copy_reason(false, BindMode::Auto, native, &zc);
+        assert!(r.contains("advertises xsk-zerocopy but"), "{r}");
+        let r = zero_copy_reason(false, BindMode::Auto, native, &absent());
+        assert!(r.contains("netdev family absent, kernel < 6.3"), "{r}");
+        let r = multi_buffer_reason(true, true, native, &zc);
+        assert!(r.contains("up to 4 fragment(s)"), "{r}");
+        let r = multi_buffer_reason(true, false, native, &veth);
+        assert!(r.contains("advertises rx-sg"), "{r}");
+        let no_sg = answered(XdpFeatures::BASIC, None);
+        let r = multi_buffer_reason(true, false, native, &no_sg);
+        assert!(r.contains("does not advertise rx-sg"), "{r}");
+        let r = multi_buffer_reason(true, false, Some(AttachedMode::Generic), &no_sg);
+        assert!(r.contains("generic XDP"), "{r}");
+        let r = multi_buffer_reason(false, false, native, &veth);
+        assert!(
+            r.starts_with("multi-buffer off") && r.contains("rx-sg"),
+            "{r}"
+        );
+        let r = multi_buffer_reason(true, false, native, &absent());
+        assert!(r.contains("netdev family absent"), "{r}");
+    }
+}
