@@ -341,30 +341,36 @@ fn auto_picks_generic_where_the_probe_says_no_native_xdp() {
     assert!(flux.frame_counts().is_conserved());
 }
 
-/// The `probe` example: next to this test binary's directory (`cargo test` builds
-/// the examples), else built now.
+/// The `probe` example: in the target directory of this test binary (`cargo test`
+/// builds the examples), or of this checkout (a copy of the test binary run
+/// elsewhere, as the kernel matrix does), else built now.
 fn probe_example() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target dir")
-        .join("examples");
-    let bin = dir.join("probe");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let out = Command::new(cargo)
-            .args(["build", "--example", "probe"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .expect("run cargo build --example probe");
-        assert!(
-            out.status.success(),
-            "cargo build --example probe: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let profile_dir = exe.parent().and_then(|d| d.parent());
+    let candidates: Vec<PathBuf> = profile_dir
+        .map(|d| d.join("examples/probe"))
+        .into_iter()
+        .chain(["debug", "release"].map(|p| manifest.join("target").join(p).join("examples/probe")))
+        .collect();
+    if let Some(bin) = candidates.iter().find(|p| p.is_file()) {
+        return bin.clone();
     }
-    assert!(bin.exists(), "{} not built", bin.display());
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(&cargo)
+        .args(["build", "--example", "probe"])
+        .current_dir(&manifest)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("the probe example is not built ({candidates:?}) and {cargo} cannot run: {e}")
+        });
+    assert!(
+        out.status.success(),
+        "cargo build --example probe: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bin = manifest.join("target/debug/examples/probe");
+    assert!(bin.is_file(), "{} not built", bin.display());
     bin
 }
 
@@ -490,12 +496,16 @@ impl Tap {
         const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
         const IFF_TAP: libc::c_short = 0x0002;
         const IFF_NO_PI: libc::c_short = 0x1000;
+        if !std::path::Path::new("/dev/net/tun").exists() {
+            // A kernel with tun as a module that nothing has loaded yet.
+            let _ = Command::new("modprobe").arg("tun").status();
+        }
         let fd = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .custom_flags(libc::O_NONBLOCK)
             .open("/dev/net/tun")
-            .expect("open /dev/net/tun");
+            .expect("open /dev/net/tun (modprobe tun)");
         let name = format!("fx{}t", common::veth::base36(std::process::id(), 5));
         // SAFETY: an all-zero ifreq is valid; name and flags are set below.
         let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };

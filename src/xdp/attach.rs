@@ -14,9 +14,12 @@ impl XdpProgram {
     /// filter has [`Neighbours`](super::Neighbours). When another program is there it refuses, naming it
     /// ([`Error::ProgramAlreadyAttached`]), unless `replace`: then that program is
     /// detached first (its `bpf_link` detached, or its netlink attachment removed
-    /// while it is still that program).
+    /// while it is still that program). `XdpMode::Auto` probes the device first
+    /// ([`crate::features::probe`]) and decides from the answer, as set-up does.
     pub fn attach(&mut self, mode: XdpMode, how: XdpAttach, replace: bool) -> Result<AttachInfo> {
-        self.attach_probed(mode, how, replace, None)
+        let probe = (mode == XdpMode::Auto)
+            .then(|| crate::features::probe_for_setup(&self.ifname, self.ifindex));
+        self.attach_probed(mode, how, replace, probe.as_ref())
     }
 
     /// [`attach`](Self::attach), with `XdpMode::Auto` deciding from the device's
