@@ -8,11 +8,14 @@ use std::process::Command;
 const SRC: &str = "bpf/xsk.bpf.c";
 /// A user-style program for the embedding test; compiled here, used only by tests.
 const TEST_SRC: &str = "tests/bpf/user_xsk.bpf.c";
+/// A device-bound program calling the RX metadata kfuncs, for the probe test.
+const TEST_RX_META: &str = "tests/bpf/rx_meta.bpf.c";
 
 fn main() {
     println!("cargo:rerun-if-changed={SRC}");
     println!("cargo:rerun-if-changed=bpf");
     println!("cargo:rerun-if-changed={TEST_SRC}");
+    println!("cargo:rerun-if-changed={TEST_RX_META}");
     println!("cargo:rerun-if-env-changed=BPF_CLANG");
     if env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("linux") {
         // The BPF program and libbpf only exist on Linux; other targets build the
@@ -68,6 +71,9 @@ mod linux {
                 &out.join("user_xsk.bpf.o"),
                 &out.join("user_xsk.skel.rs"),
             );
+        }
+        if Path::new(TEST_RX_META).exists() {
+            compile_obj(&clang, &args, TEST_RX_META, &out.join("rx_meta.bpf.o"));
         }
     }
 

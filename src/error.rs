@@ -36,6 +36,8 @@ pub enum Stage {
     Monitor,
     /// Looking the interface up by name.
     Lookup,
+    /// Asking the kernel what the device offers (the `netdev` netlink family).
+    Probe,
     /// Blocking or waiting for signals (`stop_on_signals`).
     Signal,
     /// The runtime around the rings: worker threads, the stop eventfd, registering
@@ -60,6 +62,7 @@ impl std::fmt::Display for Stage {
             Stage::Wakeup => "wake-up",
             Stage::Monitor => "device watch",
             Stage::Lookup => "interface lookup",
+            Stage::Probe => "device probe (netdev netlink)",
             Stage::Signal => "signal handling",
             Stage::Runtime => "runtime set-up",
         };

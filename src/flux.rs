@@ -88,12 +88,19 @@ pub struct SetupReport {
     pub headroom: u32,
     /// Multi-buffer (`XDP_USE_SG`).
     pub multi_buffer: bool,
+    /// What multi-buffer does on this device (the driver's `rx-sg`, the zero-copy
+    /// fragment limit), or why it is off.
+    pub multi_buffer_reason: String,
     /// Copy-mode TX descriptors per kick in effect (32 unless raised and supported).
     pub tx_budget: u32,
     /// This socket shares another socket's UMEM.
     pub shared_umem: bool,
     /// The XSKMAP key the socket is registered at.
     pub xskmap_key: u32,
+    /// What the device offers, as probed before binding (`None` for a simulated
+    /// device). `XdpMode::Auto` and `BindMode::Auto` decided from it, and the
+    /// reasons above cite it.
+    pub features: Option<crate::features::DeviceFeatures>,
 }
 
 impl fmt::Display for SetupReport {
@@ -104,7 +111,7 @@ impl fmt::Display for SetupReport {
             .unwrap_or_else(|| "none".into());
         write!(
             f,
-            "attached {}:{} (ifindex {}, {} rx queue(s)) xdp={} link={} [{}]; {} [{}]; {} frames x {} B, headroom {}{}{}",
+            "attached {}:{} (ifindex {}, {} rx queue(s)) xdp={} link={} [{}]; {} [{}]; {} frames x {} B, headroom {}{}{}{}",
             self.ifname,
             self.queue,
             self.ifindex,
@@ -119,6 +126,11 @@ impl fmt::Display for SetupReport {
             self.headroom,
             if self.need_wakeup { ", need_wakeup" } else { "" },
             if self.huge_pages { ", huge pages" } else { "" },
+            if self.multi_buffer {
+                format!("; {}", self.multi_buffer_reason)
+            } else {
+                String::new()
+            },
         )
     }
 }

@@ -29,6 +29,7 @@
 //! | [`engine::Engine`] | the managed loop: a batch callback with zero-copy verdicts, one worker per queue |
 //! | [`system::Rx`] / [`system::Tx`] / [`system::Frame`] | owned frames and blocking handles; `system::tokio` the same on tokio |
 //! | [`proto`] | zero-copy packet views over etherparse with in-place edits and checksums |
+//! | [`features`] → [`DeviceFeatures`] | what a device offers (native XDP, zero-copy, multi-buffer, RX/TX metadata), from the kernel's `netdev` netlink family: [`probe`] before binding |
 //! | [`Error`] | every failure, typed, naming the stage, the cause and the fix |
 //!
 //! ## Features
@@ -82,6 +83,8 @@ mod driver;
 pub mod engine;
 // The crate's one error type.
 pub mod error;
+// What a device offers for XDP and AF_XDP: the netdev netlink probe.
+pub mod features;
 // One bound socket with everything it owns.
 pub mod flux;
 // Zero-copy packet views, edits and checksums.
@@ -116,6 +119,9 @@ pub mod xdp;
 pub use builder::FluxBuilder;
 pub use device::{Device, PollEvents, XskStats};
 pub use error::{ConfigError, DescError, Error, Feature, Result, Stage};
+#[cfg(target_os = "linux")]
+pub use features::probe;
+pub use features::{DeviceFeatures, ProbeStatus, RxMetadataFeatures, XdpFeatures, XskFeatures};
 pub use flux::{Flux, SetupReport};
 pub use socket::{BindMode, RingSizes};
 pub use sys::abi::XdpDesc;

@@ -1,5 +1,6 @@
-//! The network interface under a socket: looked up by name, its active queues, its
-//! MTU, and what its driver says about XDP — each with the typed error a user needs.
+//! The network interface under a socket: looked up by name, its active queues and
+//! its MTU — each with the typed error a user needs. What its driver offers is
+//! [`crate::features`].
 
 use crate::error::{Error, Result, Stage};
 use crate::sys;
@@ -38,12 +39,4 @@ pub(crate) fn queue_counts(ifname: &str) -> (u32, u32) {
 /// The MTU of `ifindex`, if it can be read.
 pub(crate) fn mtu(ifindex: u32) -> Option<u32> {
     sys::netlink::link_mtu(ifindex).ok().flatten()
-}
-
-/// Whether the driver advertises AF_XDP zero-copy (`NETDEV_XDP_ACT_XSK_ZEROCOPY`);
-/// `None` when its features cannot be read.
-pub(crate) fn has_zero_copy(ifindex: u32) -> Option<bool> {
-    sys::xdp_features(ifindex)
-        .ok()
-        .map(|f| f & sys::NETDEV_XDP_ACT_XSK_ZEROCOPY != 0)
 }

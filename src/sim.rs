@@ -256,9 +256,11 @@ impl SimDevice {
             frame_count: umem.frame_count(),
             headroom: umem.headroom(),
             multi_buffer: false,
+            multi_buffer_reason: "simulated device: one frame per packet".into(),
             tx_budget: cfg.tx_budget,
             shared_umem: false,
             xskmap_key: 0,
+            features: None,
         };
         Ok(Flux::new_sim(
             report,

@@ -209,6 +209,10 @@ fn zero_copy_rx_and_tx_between_back_to_back_nics() {
                     !xdp_attached(&a),
                     "the refused build left its program on {a}"
                 );
+                // The device probe agrees: no xsk-zerocopy (or, before 6.3, unknown).
+                let f = fluxcapacitor::probe(&a).expect("probe");
+                assert_ne!(f.zero_copy(), Some(true), "kernel {k}: refused, yet {f}");
+                println!("kernel {k}: {}", f.summary());
                 println!(
                     "kernel {k}: zero-copy on {a} refused as expected: {}",
                     explain(&e)
@@ -224,6 +228,30 @@ fn zero_copy_rx_and_tx_between_back_to_back_nics() {
                 f.report()
             ),
         }
+    }
+    // The device probe says zero-copy, with its fragment limit, and BindMode::Auto
+    // therefore tries it, and gets it, citing the probe.
+    {
+        let f = fluxcapacitor::probe(&a).expect("probe");
+        println!("kernel {k}: {}", f.summary());
+        assert_eq!(
+            f.zero_copy(),
+            Some(true),
+            "kernel {k}: zero-copy works, yet\n{f}"
+        );
+        assert!(f.xdp_zc_max_segs.is_some_and(|n| n >= 1), "{f}");
+        let auto = FluxBuilder::new(&a)
+            .bind_mode(BindMode::Auto)
+            .build()
+            .unwrap_or_else(|e| panic!("kernel {k}: auto build on {a}: {}", explain(&e)));
+        let r = auto.report();
+        assert!(r.zero_copy, "kernel {k}: BindMode::Auto bound copy: {r}");
+        assert!(
+            r.zero_copy_reason.contains(&f.summary()),
+            "{}",
+            r.zero_copy_reason
+        );
+        assert_eq!(r.features.as_ref().and_then(|f| f.zero_copy()), Some(true));
     }
     let build = |ifname: &str| {
         let flux = zero_copy_flux(ifname).unwrap_or_else(|e| {

@@ -10,6 +10,7 @@ use super::validate::Checked;
 use super::FluxBuilder;
 use crate::device::{Device, DeviceOps, KernelSocket};
 use crate::error::{ConfigError, Error, Result, Stage};
+use crate::features::{self, DeviceFeatures};
 use crate::flux::{Attached, Flux, SetupReport};
 use crate::netdev;
 use crate::ring::Rings;
@@ -23,6 +24,8 @@ struct Interface {
     ifindex: u32,
     rx_queues: u32,
     tx_queues: u32,
+    /// What the kernel says the device offers (the netdev probe; never fails).
+    features: DeviceFeatures,
 }
 
 /// The UMEM the socket uses: its own, or its owner's.
@@ -54,7 +57,9 @@ pub(super) fn run(checked: Checked) -> Result<Flux> {
     let program = program(&mut b, &iface, &mut report)?;
     register(&b, program.as_ref(), &sock)?;
     report.zero_copy_reason =
-        zero_copy_reason(zero_copy, b.bind_mode, report.xdp_mode, iface.ifindex);
+        zero_copy_reason(zero_copy, b.bind_mode, report.xdp_mode, &iface.features);
+    report.multi_buffer_reason =
+        multi_buffer_reason(b.multi_buffer, zero_copy, report.xdp_mode, &iface.features);
     let watch = if b.watch {
         Some(watch::register(WatchParams {
             ifname: b.ifname.clone(),
@@ -97,10 +102,12 @@ fn interface(b: &mut FluxBuilder) -> Result<Interface> {
         }
         .into());
     }
+    let features = features::probe_for_setup(&b.ifname, ifindex);
     Ok(Interface {
         ifindex,
         rx_queues,
         tx_queues,
+        features,
     })
 }
 
@@ -168,7 +175,7 @@ fn socket(b: &FluxBuilder, iface: &Interface, u: &UmemChoice) -> Result<(KernelS
             ifname: b.ifname.clone(),
             ifindex: iface.ifindex,
             queue: b.queue,
-            mode: b.bind_mode,
+            mode: bind_mode(b.bind_mode, &iface.features),
             need_wakeup: b.need_wakeup,
             multi_buffer: b.multi_buffer,
             shared_with: u
@@ -180,6 +187,15 @@ fn socket(b: &FluxBuilder, iface: &Interface, u: &UmemChoice) -> Result<(KernelS
         },
     )?;
     Ok((KernelSocket(fd), rings))
+}
+
+/// The mode to bind with: `Auto` binds in copy mode at once where the probe says
+/// the driver has no zero-copy, and otherwise lets the kernel try zero-copy first.
+fn bind_mode(asked: BindMode, f: &DeviceFeatures) -> BindMode {
+    match (asked, f.zero_copy()) {
+        (BindMode::Auto, Some(false)) => BindMode::Copy,
+        (m, _) => m,
+    }
 }
 
 fn report(
@@ -206,9 +222,11 @@ fn report(
         frame_count: u.umem.frame_count(),
         headroom: u.umem.headroom(),
         multi_buffer: b.multi_buffer,
+        multi_buffer_reason: String::new(),
         tx_budget,
         shared_umem: u.owner.is_some(),
         xskmap_key: b.xskmap_key.unwrap_or(b.queue),
+        features: Some(iface.features.clone()),
     }
 }
 
@@ -259,7 +277,12 @@ fn program(
         &b.filter,
         b.drop_every_other,
     )?;
-    let info = p.attach(b.xdp_mode, b.xdp_attach, b.replace_program)?;
+    let info = p.attach_probed(
+        b.xdp_mode,
+        b.xdp_attach,
+        b.replace_program,
+        Some(&iface.features),
+    )?;
     report.xdp_mode = Some(info.mode);
     report.link = info.link;
     report.attach_reason = info.reason;
@@ -277,20 +300,73 @@ fn register(b: &FluxBuilder, program: Option<&Arc<XdpProgram>>, sock: &KernelSoc
     Ok(())
 }
 
-fn zero_copy_reason(on: bool, mode: BindMode, xdp: Option<AttachedMode>, ifindex: u32) -> String {
+/// Why zero-copy is on or off, citing the probe.
+fn zero_copy_reason(
+    on: bool,
+    mode: BindMode,
+    xdp: Option<AttachedMode>,
+    f: &DeviceFeatures,
+) -> String {
+    let probe = f.summary();
     if on {
-        return "zero-copy: the driver supports it".into();
+        return format!("zero-copy: the driver supports it [{probe}]");
     }
     if mode == BindMode::Copy {
         return "copy mode requested".into();
     }
-    if xdp == Some(AttachedMode::Generic) {
-        return "copy mode: the program runs in generic (SKB) mode, which has no zero-copy".into();
+    if mode == BindMode::Auto && f.zero_copy() == Some(false) {
+        return format!(
+            "copy mode: the driver does not support AF_XDP zero-copy (no xsk-zerocopy), so BindMode::Auto bound with XDP_COPY [{probe}]"
+        );
     }
-    match netdev::has_zero_copy(ifindex) {
-        Some(false) => "copy mode: the driver does not support AF_XDP zero-copy".into(),
-        Some(true) => "copy mode: the kernel chose copy".into(),
-        None => "copy mode (the driver's XDP features could not be read)".into(),
+    if xdp == Some(AttachedMode::Generic) {
+        return format!(
+            "copy mode: the program runs in generic (SKB) mode, which has no zero-copy [{probe}]"
+        );
+    }
+    match f.zero_copy() {
+        Some(true) => format!(
+            "copy mode: the driver advertises xsk-zerocopy but the kernel bound in copy mode [{probe}]"
+        ),
+        _ => format!("copy mode: the kernel chose copy [{probe}]"),
+    }
+}
+
+/// What multi-buffer does on this device, citing the probe.
+fn multi_buffer_reason(
+    on: bool,
+    zero_copy: bool,
+    xdp: Option<AttachedMode>,
+    f: &DeviceFeatures,
+) -> String {
+    let probe = f.summary();
+    if !on {
+        return match f.rx_sg() {
+            Some(true) => format!(
+                "multi-buffer off: a packet must fit one frame (the driver advertises rx-sg: multi_buffer(true) would take larger ones) [{probe}]"
+            ),
+            _ => format!("multi-buffer off: a packet must fit one frame [{probe}]"),
+        };
+    }
+    if zero_copy {
+        return match f.xdp_zc_max_segs {
+            Some(n) => format!(
+                "multi-buffer in zero-copy: up to {n} fragment(s) per packet (xdp-zc-max-segs) [{probe}]"
+            ),
+            None => format!("multi-buffer in zero-copy (xdp-zc-max-segs not reported) [{probe}]"),
+        };
+    }
+    match (xdp, f.rx_sg()) {
+        (Some(AttachedMode::Generic), _) => format!(
+            "multi-buffer: generic XDP hands over packets larger than a frame in fragments, whatever the driver advertises [{probe}]"
+        ),
+        (Some(AttachedMode::Native), Some(true)) => format!(
+            "multi-buffer: the driver advertises rx-sg, so native XDP takes packets larger than a frame in fragments [{probe}]"
+        ),
+        (Some(AttachedMode::Native), Some(false)) => format!(
+            "multi-buffer: the driver does not advertise rx-sg, so in native mode it hands over only packets that fit one buffer [{probe}]"
+        ),
+        _ => format!("multi-buffer (XDP_USE_SG) [{probe}]"),
     }
 }
 
@@ -298,5 +374,82 @@ impl KernelSocket {
     /// The socket's descriptor.
     fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.0.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::{ProbeStatus, XdpFeatures};
+
+    fn answered(xdp: XdpFeatures, zc_segs: Option<u32>) -> DeviceFeatures {
+        DeviceFeatures {
+            ifname: "fx0".into(),
+            ifindex: 7,
+            kernel: "6.18.0".into(),
+            status: ProbeStatus::Answered,
+            xdp: Some(xdp),
+            xdp_zc_max_segs: zc_segs,
+            rx_metadata: None,
+            xsk: None,
+        }
+    }
+
+    fn absent() -> DeviceFeatures {
+        DeviceFeatures {
+            status: ProbeStatus::FamilyAbsent,
+            xdp: None,
+            kernel: "6.1.0".into(),
+            ..answered(XdpFeatures::empty(), None)
+        }
+    }
+
+    #[test]
+    fn bind_auto_goes_copy_only_where_the_probe_says_no_zero_copy() {
+        let veth = answered(XdpFeatures::BASIC | XdpFeatures::REDIRECT, None);
+        let zc = answered(XdpFeatures::BASIC | XdpFeatures::XSK_ZEROCOPY, Some(4));
+        assert_eq!(bind_mode(BindMode::Auto, &veth), BindMode::Copy);
+        assert_eq!(bind_mode(BindMode::Auto, &zc), BindMode::Auto);
+        assert_eq!(bind_mode(BindMode::Auto, &absent()), BindMode::Auto);
+        // What the user asked for explicitly stays.
+        assert_eq!(bind_mode(BindMode::ZeroCopy, &veth), BindMode::ZeroCopy);
+        assert_eq!(bind_mode(BindMode::Copy, &zc), BindMode::Copy);
+    }
+
+    #[test]
+    fn reasons_cite_the_probe() {
+        let veth = answered(XdpFeatures::BASIC | XdpFeatures::RX_SG, None);
+        let zc = answered(XdpFeatures::BASIC | XdpFeatures::XSK_ZEROCOPY, Some(4));
+        let native = Some(AttachedMode::Native);
+        let r = zero_copy_reason(false, BindMode::Auto, native, &veth);
+        assert!(
+            r.contains("no xsk-zerocopy") && r.contains(&veth.summary()),
+            "{r}"
+        );
+        let r = zero_copy_reason(true, BindMode::Auto, native, &zc);
+        assert!(
+            r.starts_with("zero-copy") && r.contains("xsk-zerocopy"),
+            "{r}"
+        );
+        let r = zero_copy_reason(false, BindMode::Auto, native, &zc);
+        assert!(r.contains("advertises xsk-zerocopy but"), "{r}");
+        let r = zero_copy_reason(false, BindMode::Auto, native, &absent());
+        assert!(r.contains("netdev family absent, kernel < 6.3"), "{r}");
+        let r = multi_buffer_reason(true, true, native, &zc);
+        assert!(r.contains("up to 4 fragment(s)"), "{r}");
+        let r = multi_buffer_reason(true, false, native, &veth);
+        assert!(r.contains("advertises rx-sg"), "{r}");
+        let no_sg = answered(XdpFeatures::BASIC, None);
+        let r = multi_buffer_reason(true, false, native, &no_sg);
+        assert!(r.contains("does not advertise rx-sg"), "{r}");
+        let r = multi_buffer_reason(true, false, Some(AttachedMode::Generic), &no_sg);
+        assert!(r.contains("generic XDP"), "{r}");
+        let r = multi_buffer_reason(false, false, native, &veth);
+        assert!(
+            r.starts_with("multi-buffer off") && r.contains("rx-sg"),
+            "{r}"
+        );
+        let r = multi_buffer_reason(true, false, native, &absent());
+        assert!(r.contains("netdev family absent"), "{r}");
     }
 }

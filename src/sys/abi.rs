@@ -163,9 +163,6 @@ const _: () = {
     assert!(offset_of!(XdpDesc, options) == 12);
 };
 
-/// `NETDEV_XDP_ACT_XSK_ZEROCOPY`.
-pub const NETDEV_XDP_ACT_XSK_ZEROCOPY: u64 = 1 << 3;
-
 /// `SO_BUSY_POLL` (µs to busy-poll in blocking calls).
 #[cfg_attr(not(feature = "engine"), allow(dead_code))]
 pub const SO_BUSY_POLL: i32 = 46;

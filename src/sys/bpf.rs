@@ -252,16 +252,3 @@ pub fn map_update_fd(map_fd: BorrowedFd<'_>, key: u32, value_fd: BorrowedFd<'_>)
     }
     Ok(())
 }
-
-/// XDP feature flags the driver advertises (`NETDEV_XDP_ACT_*`), from `bpf_xdp_query`.
-pub fn xdp_features(ifindex: u32) -> io::Result<u64> {
-    // SAFETY: zero is a valid bit pattern for this plain-data struct.
-    let mut q: libbpf_sys::bpf_xdp_query_opts = unsafe { std::mem::zeroed() };
-    q.sz = size_of::<libbpf_sys::bpf_xdp_query_opts>() as _;
-    // SAFETY: `q` is a valid, sized opts struct.
-    let ret = unsafe { libbpf_sys::bpf_xdp_query(ifindex as libc::c_int, 0, &mut q) };
-    if ret < 0 {
-        return Err(io::Error::from_raw_os_error(-ret));
-    }
-    Ok(q.feature_flags)
-}

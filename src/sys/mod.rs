@@ -6,6 +6,8 @@
 pub(crate) mod abi;
 #[cfg(target_os = "linux")]
 pub(crate) mod bpf;
+#[cfg(target_os = "linux")]
+pub(crate) mod genl;
 pub(crate) mod mmap;
 #[cfg(target_os = "linux")]
 pub(crate) mod netdev;

@@ -6,6 +6,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use super::program::Attachment;
 use super::{AttachInfo, AttachedMode, XdpAttach, XdpMode, XdpProgram};
 use crate::error::{Error, Result, Stage};
+use crate::features::DeviceFeatures;
 use crate::sys;
 
 impl XdpProgram {
@@ -13,8 +14,25 @@ impl XdpProgram {
     /// filter has [`Neighbours`](super::Neighbours). When another program is there it refuses, naming it
     /// ([`Error::ProgramAlreadyAttached`]), unless `replace`: then that program is
     /// detached first (its `bpf_link` detached, or its netlink attachment removed
-    /// while it is still that program).
+    /// while it is still that program). `XdpMode::Auto` probes the device first
+    /// ([`crate::features::probe`]) and decides from the answer, as set-up does.
     pub fn attach(&mut self, mode: XdpMode, how: XdpAttach, replace: bool) -> Result<AttachInfo> {
+        let probe = (mode == XdpMode::Auto)
+            .then(|| crate::features::probe_for_setup(&self.ifname, self.ifindex));
+        self.attach_probed(mode, how, replace, probe.as_ref())
+    }
+
+    /// [`attach`](Self::attach), with `XdpMode::Auto` deciding from the device's
+    /// probed features where the kernel answered: generic at once when the driver
+    /// does not advertise native XDP, native first when it does (or when nothing is
+    /// known); the reason cites the probe.
+    pub(crate) fn attach_probed(
+        &mut self,
+        mode: XdpMode,
+        how: XdpAttach,
+        replace: bool,
+        probe: Option<&DeviceFeatures>,
+    ) -> Result<AttachInfo> {
         let mut replaced = None;
         if let Some(e) = existing_program(&self.ifname, self.ifindex) {
             if !replace {
@@ -22,7 +40,7 @@ impl XdpProgram {
             }
             replaced = Some(remove_existing(self.ifindex, e)?);
         }
-        let mut info = self.attach_xdp(mode, how)?;
+        let mut info = self.attach_xdp(mode, how, probe)?;
         if let Some(r) = replaced {
             info.reason = format!("{}; replaced {r}", info.reason);
         }
@@ -35,7 +53,12 @@ impl XdpProgram {
         Ok(info)
     }
 
-    pub(super) fn attach_xdp(&mut self, mode: XdpMode, how: XdpAttach) -> Result<AttachInfo> {
+    pub(super) fn attach_xdp(
+        &mut self,
+        mode: XdpMode,
+        how: XdpAttach,
+        probe: Option<&DeviceFeatures>,
+    ) -> Result<AttachInfo> {
         let try_link = |this: &Self, flags: u32| -> Result<std::io::Result<OwnedFd>> {
             if how == XdpAttach::Netlink {
                 return Ok(Err(std::io::Error::from_raw_os_error(libc::EOPNOTSUPP)));
@@ -53,12 +76,37 @@ impl XdpProgram {
                 AttachedMode::Generic,
                 "generic requested".to_string(),
             ),
-            XdpMode::Auto => (
-                sys::XDP_FLAGS_DRV_MODE,
-                AttachedMode::Native,
-                "auto: driver supports native XDP".to_string(),
-            ),
+            XdpMode::Auto => match probe.map(|p| (p.native_xdp(), p.summary())) {
+                Some((Some(false), summary)) => (
+                    sys::XDP_FLAGS_SKB_MODE,
+                    AttachedMode::Generic,
+                    format!("auto: generic, the driver does not advertise native XDP (basic) [{summary}]"),
+                ),
+                Some((Some(true), summary)) => (
+                    sys::XDP_FLAGS_DRV_MODE,
+                    AttachedMode::Native,
+                    format!("auto: native, the driver advertises basic XDP [{summary}]"),
+                ),
+                Some((None, summary)) => (
+                    sys::XDP_FLAGS_DRV_MODE,
+                    AttachedMode::Native,
+                    format!("auto: driver supports native XDP [{summary}]"),
+                ),
+                None => (
+                    sys::XDP_FLAGS_DRV_MODE,
+                    AttachedMode::Native,
+                    "auto: driver supports native XDP".to_string(),
+                ),
+            },
         };
+        let probe_note = probe.map(|p| {
+            let s = p.summary();
+            match p.native_xdp() {
+                Some(true) => format!(" although the driver advertises basic XDP [{s}]"),
+                _ => format!(" [{s}]"),
+            }
+        });
+        let probe_note = probe_note.unwrap_or_default();
         let reason = match how {
             XdpAttach::Link => reason,
             XdpAttach::Netlink => format!("{reason}; netlink attach requested"),
@@ -86,14 +134,14 @@ impl XdpProgram {
                     // Native failed: fall back to generic, and say why.
                     let why = match how {
                         XdpAttach::Link => {
-                            format!("auto: native XDP unavailable ({e}), using generic")
+                            format!("auto: native XDP unavailable ({e}){probe_note}, using generic")
                         }
                         XdpAttach::Netlink => {
                             match self.netlink_attach(flags, AttachedMode::Native, reason.clone())
                             {
                                 Ok(info) => return Ok(info),
                                 Err(Error::Kernel { source, .. }) => format!(
-                                    "auto: native XDP unavailable ({source}), using generic; netlink attach requested"
+                                    "auto: native XDP unavailable ({source}){probe_note}, using generic; netlink attach requested"
                                 ),
                                 Err(other) => return Err(other),
                             }
