@@ -13,6 +13,7 @@ fn main() {
     println!("cargo:rerun-if-changed={SRC}");
     println!("cargo:rerun-if-changed=bpf");
     println!("cargo:rerun-if-changed={TEST_SRC}");
+    println!("cargo:rerun-if-changed=tests/bpf");
     println!("cargo:rerun-if-env-changed=BPF_CLANG");
     if env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("linux") {
         // The BPF program and libbpf only exist on Linux; other targets build the
@@ -52,6 +53,20 @@ mod linux {
             let mut extra: Vec<PathBuf> = dir
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.to_string_lossy().ends_with(".bpf.c") && p != Path::new(SRC))
+                .collect();
+            extra.sort();
+            for src in extra {
+                let name = src.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                let obj = out.join(name.trim_end_matches(".c").to_string() + ".o");
+                compile_obj(&clang, &args, &src.to_string_lossy(), &obj);
+            }
+        }
+        // Helper programs of the tests (tests/bpf/*.bpf.c but the user-style one):
+        // `$OUT_DIR/<name>.bpf.o`.
+        if let Ok(dir) = std::fs::read_dir("tests/bpf") {
+            let mut extra: Vec<PathBuf> = dir
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.to_string_lossy().ends_with(".bpf.c") && p != Path::new(TEST_SRC))
                 .collect();
             extra.sort();
             for src in extra {

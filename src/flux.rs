@@ -94,6 +94,8 @@ pub struct SetupReport {
     pub shared_umem: bool,
     /// The XSKMAP key the socket is registered at.
     pub xskmap_key: u32,
+    /// Packets carry RX metadata ([`FluxBuilder::rx_metadata`](crate::FluxBuilder::rx_metadata)).
+    pub rx_metadata: bool,
 }
 
 impl fmt::Display for SetupReport {
@@ -104,7 +106,7 @@ impl fmt::Display for SetupReport {
             .unwrap_or_else(|| "none".into());
         write!(
             f,
-            "attached {}:{} (ifindex {}, {} rx queue(s)) xdp={} link={} [{}]; {} [{}]; {} frames x {} B, headroom {}{}{}",
+            "attached {}:{} (ifindex {}, {} rx queue(s)) xdp={} link={} [{}]; {} [{}]; {} frames x {} B, headroom {}{}{}{}",
             self.ifname,
             self.queue,
             self.ifindex,
@@ -119,6 +121,7 @@ impl fmt::Display for SetupReport {
             self.headroom,
             if self.need_wakeup { ", need_wakeup" } else { "" },
             if self.huge_pages { ", huge pages" } else { "" },
+            if self.rx_metadata { ", rx metadata" } else { "" },
         )
     }
 }

@@ -259,6 +259,7 @@ impl SimDevice {
             tx_budget: cfg.tx_budget,
             shared_umem: false,
             xskmap_key: 0,
+            rx_metadata: false,
         };
         Ok(Flux::new_sim(
             report,

@@ -67,6 +67,7 @@ pub struct FluxBuilder {
     pub(crate) watch: bool,
     pub(crate) link_down: LinkDown,
     pub(crate) drop_oversize: bool,
+    pub(crate) rx_metadata: bool,
     /// Settings given explicitly (a sharer must not set what the owner decides).
     pub(crate) explicit: Explicit,
 }
@@ -118,6 +119,7 @@ impl FluxBuilder {
             watch: true,
             link_down: LinkDown::Fail,
             drop_oversize: false,
+            rx_metadata: false,
             explicit: Explicit::default(),
         }
     }
@@ -300,6 +302,23 @@ impl FluxBuilder {
         self.drop_oversize = on;
         self
     }
+    /// Per-packet RX metadata (off by default): the embedded program's metadata
+    /// variant is loaded instead, device-bound, and writes each packet's receive
+    /// timestamp, RSS hash and stripped VLAN tag (as far as the driver provides them)
+    /// in front of it, read with [`Frame::rx_metadata`](crate::system::Frame::rx_metadata)
+    /// / [`PacketMut::rx_metadata`](crate::engine::PacketMut::rx_metadata) and their
+    /// `rx_timestamp`, `rx_hash`, `vlan` shortcuts (see [`crate::meta`]).
+    ///
+    /// Needs Linux 6.3 (6.8 for the VLAN tag) and native XDP: device-bound programs
+    /// cannot run in generic mode, so [`XdpMode::Auto`] does not fall back to generic
+    /// here. Otherwise [`build`](Self::build) fails with [`Error::Unsupported`]
+    /// naming [`Feature::RxMetadata`](crate::Feature::RxMetadata) and the reason.
+    /// Needs the embedded program (not `load_xdp(false)`); a socket given another's
+    /// [`program`](Self::program) must ask for what that program does.
+    pub fn rx_metadata(mut self, on: bool) -> Self {
+        self.rx_metadata = on;
+        self
+    }
     /// Test hook of the embedded program: drop every other packet before redirecting.
     #[doc(hidden)]
     pub fn drop_every_other(mut self, on: bool) -> Self {
@@ -424,6 +443,9 @@ mod tests {
                 matches!(e, ConfigError::Conflict(_))
             }),
             (ok().load_xdp(false).drop_every_other(true), |e| {
+                matches!(e, ConfigError::Conflict(_))
+            }),
+            (ok().load_xdp(false).rx_metadata(true), |e| {
                 matches!(e, ConfigError::Conflict(_))
             }),
             (

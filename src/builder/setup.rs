@@ -52,6 +52,10 @@ pub(super) fn run(checked: Checked) -> Result<Flux> {
     let mut report = report(&b, &iface, &u, zero_copy, tx_budget);
     let pool = fill(&b, &u, &mut rings, &sock);
     let program = program(&mut b, &iface, &mut report)?;
+    if b.rx_metadata {
+        u.umem.set_rx_metadata();
+        report.rx_metadata = true;
+    }
     register(&b, program.as_ref(), &sock)?;
     report.zero_copy_reason =
         zero_copy_reason(zero_copy, b.bind_mode, report.xdp_mode, iface.ifindex);
@@ -209,6 +213,7 @@ fn report(
         tx_budget,
         shared_umem: u.owner.is_some(),
         xskmap_key: b.xskmap_key.unwrap_or(b.queue),
+        rx_metadata: false,
     }
 }
 
@@ -242,6 +247,12 @@ fn program(
         if p.ifindex() != iface.ifindex {
             return Err(ConfigError::Conflict("program() is attached to another interface").into());
         }
+        if p.rx_metadata() != b.rx_metadata {
+            return Err(ConfigError::Conflict(
+                "program(): rx_metadata must match the shared program (its metadata variant or not)",
+            )
+            .into());
+        }
         report.xdp_mode = p.mode();
         report.attach_reason = "shared program".into();
         return Ok(Some(p));
@@ -251,7 +262,12 @@ fn program(
         return Ok(None);
     }
     let queues = iface.rx_queues.max(iface.tx_queues).max(b.queue + 1);
-    let mut p = XdpProgram::load(
+    let load = if b.rx_metadata {
+        XdpProgram::load_rx_metadata
+    } else {
+        XdpProgram::load
+    };
+    let mut p = load(
         &b.ifname,
         iface.ifindex,
         queues,

@@ -341,6 +341,29 @@ impl PacketMut<'_> {
         self.desc.len -= n as u32;
         Ok(())
     }
+    /// The packet's RX metadata (timestamp, RSS hash, VLAN tag), on ports built
+    /// with [`rx_metadata(true)`](crate::FluxBuilder::rx_metadata); `None` otherwise,
+    /// without reading anything. Read it before [`PacketMut::push_head`]: the
+    /// metadata lies right in front of the packet as received.
+    #[inline]
+    pub fn rx_metadata(&self) -> Option<crate::meta::RxMetadata> {
+        self.umem.rx_meta_in(self.chunk, self.off)
+    }
+    /// The device's receive timestamp, ns (see [`PacketMut::rx_metadata`]).
+    #[inline]
+    pub fn rx_timestamp(&self) -> Option<u64> {
+        self.rx_metadata()?.timestamp
+    }
+    /// The RSS hash and what it covers (see [`PacketMut::rx_metadata`]).
+    #[inline]
+    pub fn rx_hash(&self) -> Option<(u32, crate::meta::RssHashType)> {
+        self.rx_metadata()?.hash
+    }
+    /// The VLAN tag the device stripped (see [`PacketMut::rx_metadata`]).
+    #[inline]
+    pub fn vlan(&self) -> Option<crate::meta::VlanTag> {
+        self.rx_metadata()?.vlan
+    }
     /// Parses the packet into its protocol layers, without copying (`proto` feature).
     #[cfg(feature = "proto")]
     pub fn parse(&self) -> Result<crate::proto::Layers<'_>, crate::proto::ProtoError> {

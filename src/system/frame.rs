@@ -297,6 +297,40 @@ impl Frame {
         &chunk[start..end]
     }
 
+    /// The packet's RX metadata (timestamp, RSS hash, VLAN tag), on a socket built
+    /// with [`rx_metadata(true)`](crate::FluxBuilder::rx_metadata); `None` otherwise,
+    /// without reading anything. Meaningful for a received frame only (in front of
+    /// a frame from [`Tx::alloc`](super::Tx::alloc) is whatever the frame last held),
+    /// and before the packet start moves ([`Frame::grow_head`]): the metadata lies
+    /// right in front of the packet as received.
+    #[inline]
+    pub fn rx_metadata(&self) -> Option<crate::meta::RxMetadata> {
+        let p = self.pool.as_ref()?;
+        let umem = p.umem();
+        if !umem.rx_metadata() {
+            return None;
+        }
+        umem.rx_meta_in(umem.owned_chunk_ref(p.chunk(self.index)), self.off as usize)
+    }
+
+    /// The device's receive timestamp of the packet, ns (see [`Frame::rx_metadata`]).
+    #[inline]
+    pub fn rx_timestamp(&self) -> Option<u64> {
+        self.rx_metadata()?.timestamp
+    }
+
+    /// The packet's RSS hash and what it covers (see [`Frame::rx_metadata`]).
+    #[inline]
+    pub fn rx_hash(&self) -> Option<(u32, crate::meta::RssHashType)> {
+        self.rx_metadata()?.hash
+    }
+
+    /// The VLAN tag the device stripped from the packet (see [`Frame::rx_metadata`]).
+    #[inline]
+    pub fn vlan(&self) -> Option<crate::meta::VlanTag> {
+        self.rx_metadata()?.vlan
+    }
+
     /// Parses the frame into its protocol layers, without copying (`proto` feature).
     #[cfg(feature = "proto")]
     pub fn parse(&self) -> Result<crate::proto::Layers<'_>, crate::proto::ProtoError> {

@@ -69,6 +69,9 @@ pub struct Umem {
     zero_copy: std::sync::atomic::AtomicBool,
     /// The system page size, read once (it is consulted per TX descriptor).
     page: u64,
+    /// Packets received into this UMEM carry RX metadata in front of them (the
+    /// metadata variant of the program redirects to a socket on it).
+    rx_meta: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for Umem {
@@ -105,6 +108,7 @@ impl Umem {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             zero_copy: std::sync::atomic::AtomicBool::new(false),
             page: page as u64,
+            rx_meta: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -140,6 +144,30 @@ impl Umem {
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) fn set_zero_copy(&self) {
         self.zero_copy.store(true, Ordering::Relaxed);
+    }
+
+    /// Packets received into this UMEM carry RX metadata from now on.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    pub(crate) fn set_rx_metadata(&self) {
+        self.rx_meta.store(true, Ordering::Relaxed);
+    }
+
+    /// Packets received into this UMEM carry RX metadata
+    /// ([`FluxBuilder::rx_metadata`](crate::FluxBuilder::rx_metadata)).
+    #[inline]
+    pub fn rx_metadata(&self) -> bool {
+        self.rx_meta.load(Ordering::Relaxed)
+    }
+
+    /// The RX metadata in front of the received packet at `off` in `chunk` (a
+    /// chunk of this UMEM); `None` at once when RX metadata is off.
+    #[inline]
+    #[cfg_attr(not(any(feature = "engine", feature = "system")), allow(dead_code))]
+    pub(crate) fn rx_meta_in(&self, chunk: &[u8], off: usize) -> Option<crate::meta::RxMetadata> {
+        if !self.rx_metadata() {
+            return None;
+        }
+        crate::meta::RxMetadata::in_front(chunk, off)
     }
 
     /// A process-unique id, used to tell UMEMs apart.

@@ -1,0 +1,378 @@
+#![cfg(feature = "system")]
+//! RX metadata (`FluxBuilder::rx_metadata`) on real veth pairs: the RSS hash per
+//! flow, the receive timestamp, the VLAN tag a peer's VLAN sub-interface leaves in
+//! the skb, metadata off by default, and the typed refusal in generic mode. Veth
+//! implements the XDP metadata kfuncs for frames it receives as skbs (from a socket
+//! in the peer namespace), in native mode. Each test makes its own namespace and
+//! veth pair.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::*;
+use fluxcapacitor::system::{Frame, Rx};
+use fluxcapacitor::{Error, Feature, FluxBuilder, RssHashType, SteeringFilter, XdpMode};
+
+const PORT: u16 = 7400;
+
+fn meta_flux(pair: &VethPair) -> fluxcapacitor::Flux {
+    FluxBuilder::new(&pair.host)
+        .frame_size(2048)
+        .xdp_mode(XdpMode::Native)
+        .rx_metadata(true)
+        .filter(SteeringFilter::default().answering([pair.host_ip.into()]))
+        .build()
+        .expect("rx_metadata(true) in native mode on a veth")
+}
+
+/// Receives until `want` frames matched `pred` (or 5 s of nothing).
+fn collect(rx: &mut Rx, want: usize, mut pred: impl FnMut(&Frame) -> bool) -> Vec<Frame> {
+    let mut out = Vec::new();
+    let mut batch = Vec::new();
+    let mut idle = Instant::now();
+    while out.len() < want && idle.elapsed() < Duration::from_secs(5) {
+        if rx
+            .recv_batch_timeout(&mut batch, 64, Duration::from_millis(100))
+            .unwrap()
+            == 0
+        {
+            continue;
+        }
+        idle = Instant::now();
+        out.extend(batch.drain(..).filter(|f| pred(f)));
+    }
+    out
+}
+
+fn udp_to_port(f: &Frame) -> Option<u16> {
+    parse_udp_frame(f)
+        .filter(|(_, d, _)| d.port() == PORT)
+        .map(|(s, _, _)| s.port())
+}
+
+#[test]
+fn rx_hash_is_stable_per_flow_and_differs_across_flows() {
+    if skip_without_root() {
+        return;
+    }
+    let pair = VethPair::new(VethOpts::default());
+    let flux = meta_flux(&pair);
+    assert!(flux.report().rx_metadata, "{}", flux.report());
+    let program = flux.program().cloned().expect("the embedded program");
+    assert!(program.rx_metadata());
+    let (mut rx, _tx) = flux.split();
+    const FLOWS: u16 = 6;
+    const PER_FLOW: u32 = 20;
+    for f in 0..FLOWS {
+        let payloads = (0..PER_FLOW).map(|i| seq_payload(i, 64)).collect();
+        let src = pair.peer_addr(41000 + f);
+        udp_send_from_ns(&pair.ns, src, pair.host_addr(PORT), payloads, None);
+    }
+    let frames = collect(&mut rx, (FLOWS as u32 * PER_FLOW) as usize, |f| {
+        udp_to_port(f).is_some()
+    });
+    assert_eq!(frames.len(), (FLOWS as u32 * PER_FLOW) as usize);
+    let mut per_flow: HashMap<u16, Vec<u32>> = HashMap::new();
+    for f in &frames {
+        let (hash, ty) = f.rx_hash().expect("veth provides the hash of every skb");
+        // The hash of a locally sent UDP datagram is the flow dissector's hash over
+        // addresses and ports (`l4_hash`), which veth reports as XDP_RSS_TYPE_L4_ANY.
+        assert_eq!(ty.bits(), RssHashType::L4, "hash type {ty:?}");
+        per_flow
+            .entry(udp_to_port(f).unwrap())
+            .or_default()
+            .push(hash);
+    }
+    assert_eq!(per_flow.len(), FLOWS as usize);
+    let mut distinct = std::collections::HashSet::new();
+    for (port, hashes) in &per_flow {
+        assert!(
+            hashes.iter().all(|h| *h == hashes[0]),
+            "flow from port {port}: hash changed within the flow: {hashes:x?}"
+        );
+        assert_ne!(hashes[0], 0, "flow from port {port}: zero hash");
+        distinct.insert(hashes[0]);
+    }
+    assert_eq!(
+        distinct.len(),
+        FLOWS as usize,
+        "flows share a hash: {per_flow:x?}"
+    );
+    let c = program.counters(0).unwrap();
+    assert_eq!(
+        c.meta_missing, 0,
+        "redirected without room for metadata: {c:?}"
+    );
+    assert!(c.redirected >= frames.len() as u64, "{c:?}");
+}
+
+#[test]
+fn rx_timestamp_of_a_veth_is_none_and_vlan_absent_for_untagged_frames() {
+    if skip_without_root() {
+        return;
+    }
+    let pair = VethPair::new(VethOpts::default());
+    let (mut rx, _tx) = meta_flux(&pair).split();
+    let payloads = (0..10).map(|i| seq_payload(i, 100)).collect();
+    udp_send_from_ns(
+        &pair.ns,
+        pair.peer_addr(42000),
+        pair.host_addr(PORT),
+        payloads,
+        None,
+    );
+    let frames = collect(&mut rx, 10, |f| udp_to_port(f).is_some());
+    assert_eq!(frames.len(), 10);
+    for f in &frames {
+        let m = f.rx_metadata().expect("the program wrote metadata");
+        // veth answers with the skb's hardware timestamp, which no device set for
+        // a datagram sent from a socket: 0, which the program reports as none.
+        assert_eq!(m.timestamp, None, "{m:?}");
+        assert_eq!(f.rx_timestamp(), None);
+        assert_eq!(f.vlan(), None, "untagged datagram with a VLAN tag: {m:?}");
+        assert!(m.hash.is_some());
+    }
+}
+
+/// The TC egress helper for the peer end (tests/bpf/peer_egress.bpf.c): tags one
+/// flow with VLAN 42 in the skb, writes the skb's flow hash into another's payload.
+const PEER_EGRESS_OBJ: &str = concat!(env!("OUT_DIR"), "/peer_egress.bpf.o");
+
+fn peer_egress_program(pair: &VethPair) {
+    let ns = pair.ns.as_str();
+    common::cmd::ip(&[
+        "netns", "exec", ns, "tc", "qdisc", "add", "dev", &pair.peer, "clsact",
+    ]);
+    common::cmd::ip(&[
+        "netns",
+        "exec",
+        ns,
+        "tc",
+        "filter",
+        "add",
+        "dev",
+        &pair.peer,
+        "egress",
+        "bpf",
+        "da",
+        "obj",
+        PEER_EGRESS_OBJ,
+        "sec",
+        "tc",
+    ]);
+}
+
+/// The hash the metadata reports is the skb's flow hash, read independently on the
+/// sending side (the peer's TC egress program writes it into the payload).
+#[test]
+fn rx_hash_is_the_skb_flow_hash_seen_by_the_sender() {
+    if skip_without_root() {
+        return;
+    }
+    let pair = VethPair::new(VethOpts::default());
+    peer_egress_program(&pair);
+    let (mut rx, _tx) = meta_flux(&pair).split();
+    let payloads = (0..5).map(|i| seq_payload(i, 64)).collect();
+    udp_send_from_ns(
+        &pair.ns,
+        pair.peer_addr(44000),
+        pair.host_addr(PORT),
+        payloads,
+        None,
+    );
+    let frames = collect(&mut rx, 5, |f| udp_to_port(f) == Some(44000));
+    assert_eq!(frames.len(), 5);
+    for f in &frames {
+        let (_, _, payload) = parse_udp_frame(f).unwrap();
+        let sender = u32::from_ne_bytes(payload[4..8].try_into().unwrap());
+        let (hash, ty) = f.rx_hash().expect("hash");
+        assert_ne!(sender, 0);
+        assert_eq!(
+            hash, sender,
+            "metadata hash {hash:#x} ({ty:?}), sender's skb hash {sender:#x}"
+        );
+    }
+}
+
+/// The kernel here may have no 802.1Q support (`CONFIG_VLAN_8021Q`), so the tag is
+/// put into the skb the way a VLAN device with TX VLAN offload (a veth's default)
+/// does, by a TC egress program on the peer end (`bpf_skb_vlan_push`, which sets
+/// the skb's VLAN fields and leaves the frame bytes untagged): the datagrams of one
+/// flow, from a plain UDP socket, carry VLAN 42 priority 3.
+#[test]
+fn vlan_tag_the_peer_put_in_the_skb() {
+    if skip_without_root() {
+        return;
+    }
+    let pair = VethPair::new(VethOpts::default());
+    peer_egress_program(&pair);
+    let (mut rx, _tx) = meta_flux(&pair).split();
+    let tagged = (0..5).map(|i| seq_payload(i, 64)).collect();
+    udp_send_from_ns(
+        &pair.ns,
+        pair.peer_addr(43000),
+        pair.host_addr(PORT),
+        tagged,
+        None,
+    );
+    let plain = (0..5).map(|i| seq_payload(i, 64)).collect();
+    udp_send_from_ns(
+        &pair.ns,
+        pair.peer_addr(43001),
+        pair.host_addr(PORT),
+        plain,
+        None,
+    );
+    let frames = collect(&mut rx, 10, |f| udp_to_port(f).is_some());
+    assert_eq!(frames.len(), 10);
+    for f in &frames {
+        assert_eq!(
+            &f[12..14],
+            &[0x08, 0x00],
+            "the tag is not in the frame bytes"
+        );
+        match udp_to_port(f) {
+            Some(43000) => {
+                let tag = f.vlan().expect("the VLAN tag of the skb");
+                assert_eq!(
+                    (tag.proto, tag.id(), tag.pcp(), tag.dei()),
+                    (0x8100, 42, 3, false)
+                );
+            }
+            _ => assert_eq!(f.vlan(), None),
+        }
+    }
+}
+
+#[test]
+fn rx_metadata_off_reads_nothing() {
+    if skip_without_root() {
+        return;
+    }
+    let pair = VethPair::new(VethOpts::default());
+    let flux = FluxBuilder::new(&pair.host)
+        .frame_size(2048)
+        .filter(SteeringFilter::default().answering([pair.host_ip.into()]))
+        .build()
+        .unwrap();
+    assert!(!flux.report().rx_metadata);
+    let (mut rx, _tx) = flux.split();
+    let payloads = (0..5).map(|i| seq_payload(i, 64)).collect();
+    udp_send_from_ns(
+        &pair.ns,
+        pair.peer_addr(42100),
+        pair.host_addr(PORT),
+        payloads,
+        None,
+    );
+    let frames = collect(&mut rx, 5, |f| udp_to_port(f).is_some());
+    assert_eq!(frames.len(), 5);
+    for f in &frames {
+        assert_eq!(f.rx_metadata(), None);
+        assert_eq!(f.rx_hash(), None);
+    }
+}
+
+#[test]
+fn generic_mode_refuses_rx_metadata_with_the_reason() {
+    if skip_without_root() {
+        return;
+    }
+    let pair = VethPair::new(VethOpts::default());
+    let e = FluxBuilder::new(&pair.host)
+        .xdp_mode(XdpMode::Generic)
+        .rx_metadata(true)
+        .build()
+        .expect_err("device-bound programs cannot run in generic mode");
+    match &e {
+        Error::Unsupported {
+            feature,
+            ifname,
+            needs,
+            ..
+        } => {
+            assert_eq!(*feature, Feature::RxMetadata);
+            assert_eq!(ifname, &pair.host);
+            assert!(needs.contains("native"), "{e}");
+        }
+        other => panic!("expected Unsupported, got {other}"),
+    }
+    // Nothing is left attached, and the plain program still builds.
+    assert!(!xdp_attached(&pair.host));
+    FluxBuilder::new(&pair.host)
+        .xdp_mode(XdpMode::Generic)
+        .build()
+        .expect("the plain program in generic mode");
+}
+
+/// The engine's packet view reads the same metadata: per flow one hash, distinct
+/// across flows.
+#[cfg(feature = "engine")]
+#[test]
+fn engine_packets_carry_the_rx_hash() {
+    use fluxcapacitor::engine::Engine;
+    use std::sync::{Arc, Mutex};
+    if skip_without_root() {
+        return;
+    }
+    let pair = VethPair::new(VethOpts::default());
+    let ip = pair.host_ip;
+    let engine = Engine::builder(&pair.host)
+        .configure(move |b: FluxBuilder| {
+            b.frame_size(2048)
+                .xdp_mode(XdpMode::Native)
+                .rx_metadata(true)
+                .filter(SteeringFilter::default().answering([ip.into()]))
+        })
+        .build()
+        .expect("engine with rx_metadata");
+    let stop = engine.stop_handle();
+    type Seen = Vec<(u16, Option<u32>)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let seen2 = seen.clone();
+    const FLOWS: u16 = 3;
+    const PER_FLOW: usize = 10;
+    let runner = std::thread::spawn(move || {
+        engine.run(move |batch| {
+            let mut s = seen2.lock().unwrap();
+            for p in batch.iter_mut() {
+                if let Some((src, dst, _)) = parse_udp_frame(p.data()) {
+                    if dst.port() == PORT {
+                        s.push((src.port(), p.rx_hash().map(|(h, _)| h)));
+                    }
+                }
+            }
+        })
+    });
+    for f in 0..FLOWS {
+        let payloads = (0..PER_FLOW as u32).map(|i| seq_payload(i, 64)).collect();
+        udp_send_from_ns(
+            &pair.ns,
+            pair.peer_addr(45000 + f),
+            pair.host_addr(PORT),
+            payloads,
+            None,
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while seen.lock().unwrap().len() < FLOWS as usize * PER_FLOW && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.stop();
+    runner.join().unwrap().expect("engine run");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), FLOWS as usize * PER_FLOW);
+    let mut by_flow: HashMap<u16, std::collections::HashSet<u32>> = HashMap::new();
+    for (port, h) in seen.iter() {
+        by_flow
+            .entry(*port)
+            .or_default()
+            .insert(h.expect("every packet has a hash"));
+    }
+    assert_eq!(by_flow.len(), FLOWS as usize);
+    assert!(by_flow.values().all(|h| h.len() == 1), "{by_flow:x?}");
+    let all: std::collections::HashSet<u32> = by_flow.values().flatten().copied().collect();
+    assert_eq!(all.len(), FLOWS as usize, "{by_flow:x?}");
+}
