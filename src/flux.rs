@@ -96,6 +96,8 @@ pub struct SetupReport {
     pub xskmap_key: u32,
     /// Packets carry RX metadata ([`FluxBuilder::rx_metadata`](crate::FluxBuilder::rx_metadata)).
     pub rx_metadata: bool,
+    /// The UMEM carries TX metadata ([`FluxBuilder::tx_metadata`](crate::FluxBuilder::tx_metadata)).
+    pub tx_metadata: bool,
 }
 
 impl fmt::Display for SetupReport {
@@ -106,7 +108,7 @@ impl fmt::Display for SetupReport {
             .unwrap_or_else(|| "none".into());
         write!(
             f,
-            "attached {}:{} (ifindex {}, {} rx queue(s)) xdp={} link={} [{}]; {} [{}]; {} frames x {} B, headroom {}{}{}{}",
+            "attached {}:{} (ifindex {}, {} rx queue(s)) xdp={} link={} [{}]; {} [{}]; {} frames x {} B, headroom {}{}{}{}{}",
             self.ifname,
             self.queue,
             self.ifindex,
@@ -122,6 +124,7 @@ impl fmt::Display for SetupReport {
             if self.need_wakeup { ", need_wakeup" } else { "" },
             if self.huge_pages { ", huge pages" } else { "" },
             if self.rx_metadata { ", rx metadata" } else { "" },
+            if self.tx_metadata { ", tx metadata" } else { "" },
         )
     }
 }

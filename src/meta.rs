@@ -24,6 +24,85 @@
 //! says `None`. Without `rx_metadata(true)` the accessors say `None` at once: nothing
 //! is read or written per packet.
 
+/// Bytes of TX metadata in front of a packet to send (`struct xsk_tx_metadata`), on
+/// a UMEM registered with [`FluxBuilder::tx_metadata(true)`](crate::FluxBuilder::tx_metadata).
+pub const TX_META_LEN: usize = 24;
+
+/// The TX completion timestamp of one packet sent with a timestamp request
+/// ([`Tx::take_tx_timestamps`](crate::system::Tx::take_tx_timestamps)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TxTimestamp {
+    /// The packet's UMEM address when it was sent ([`Frame::addr`](crate::system::Frame::addr)).
+    pub addr: u64,
+    /// The timestamp, ns: `CLOCK_TAI` at completion in copy mode, the device's
+    /// clock in zero-copy mode.
+    pub ns: u64,
+}
+
+/// Writes TX metadata requests into the [`TX_META_LEN`] bytes in front of a packet
+/// (`struct xsk_tx_metadata`: flags, csum_start, csum_offset, padding, launch_time).
+#[cfg_attr(not(feature = "system"), allow(dead_code))]
+pub(crate) mod tx {
+    use crate::sys::{
+        XDP_TXMD_FLAGS_CHECKSUM, XDP_TXMD_FLAGS_LAUNCH_TIME, XDP_TXMD_FLAGS_TIMESTAMP,
+    };
+
+    fn add_flags(m: &mut [u8; super::TX_META_LEN], f: u64) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&m[..8]);
+        m[..8].copy_from_slice(&(u64::from_ne_bytes(b) | f).to_ne_bytes());
+    }
+    /// Checksum offload: the sum from `start` to the end goes into the 16 bits at
+    /// `start + offset`.
+    pub(crate) fn checksum(m: &mut [u8; super::TX_META_LEN], start: u16, offset: u16) {
+        add_flags(m, XDP_TXMD_FLAGS_CHECKSUM);
+        m[8..10].copy_from_slice(&start.to_ne_bytes());
+        m[10..12].copy_from_slice(&offset.to_ne_bytes());
+    }
+    /// A completion timestamp.
+    pub(crate) fn timestamp(m: &mut [u8; super::TX_META_LEN]) {
+        add_flags(m, XDP_TXMD_FLAGS_TIMESTAMP);
+    }
+    /// The [`super::TX_META_LEN`] bytes in front of the packet at `off` in `chunk`,
+    /// zeroed when `fresh` (the first request for this send).
+    pub(crate) fn area(
+        chunk: &mut [u8],
+        off: usize,
+        fresh: bool,
+    ) -> Result<&mut [u8; super::TX_META_LEN], crate::DescError> {
+        const L: usize = super::TX_META_LEN;
+        let start = off.checked_sub(L).ok_or(crate::DescError::TxMetadata(
+            "the packet starts less than 24 bytes into its frame, no room for the metadata",
+        ))?;
+        let m: &mut [u8; L] = chunk
+            .get_mut(start..off)
+            .and_then(|m| m.try_into().ok())
+            .ok_or(crate::DescError::TxMetadata(
+                "the packet lies outside its frame",
+            ))?;
+        if fresh {
+            m.fill(0);
+        }
+        Ok(m)
+    }
+    /// Moves the requests in front of a packet whose start moves from `from` to
+    /// `to`; false when there is no room for them at `to`.
+    pub(crate) fn relocate(chunk: &mut [u8], from: usize, to: usize) -> bool {
+        const L: usize = super::TX_META_LEN;
+        if to >= L && from >= L && to <= chunk.len() && from <= chunk.len() {
+            chunk.copy_within(from - L..from, to - L);
+            true
+        } else {
+            false
+        }
+    }
+    /// A launch time (ns, the device's clock).
+    pub(crate) fn launch_time(m: &mut [u8; super::TX_META_LEN], ns: u64) {
+        add_flags(m, XDP_TXMD_FLAGS_LAUNCH_TIME);
+        m[16..24].copy_from_slice(&ns.to_ne_bytes());
+    }
+}
+
 /// Bytes of RX metadata in front of a packet.
 pub const RX_META_LEN: usize = 24;
 /// The layout version the embedded program writes.

@@ -260,6 +260,7 @@ impl SimDevice {
             shared_umem: false,
             xskmap_key: 0,
             rx_metadata: false,
+            tx_metadata: false,
         };
         Ok(Flux::new_sim(
             report,

@@ -88,8 +88,16 @@ pub(crate) fn create(umem: &Umem, register: bool, sizes: RingSizes) -> Result<(O
                 sys::XDP_UMEM_UNALIGNED_CHUNK_FLAG
             } else {
                 0
+            } | if umem.tx_metadata() {
+                sys::XDP_UMEM_TX_METADATA_LEN
+            } else {
+                0
             },
-            tx_metadata_len: 0,
+            tx_metadata_len: if umem.tx_metadata() {
+                sys::XSK_TX_METADATA_LEN
+            } else {
+                0
+            },
         };
         sys::setsockopt(fd.as_fd(), sys::SOL_XDP, sys::XDP_UMEM_REG, &reg).map_err(|e| match e
             .raw_os_error()

@@ -376,3 +376,299 @@ fn engine_packets_carry_the_rx_hash() {
     let all: std::collections::HashSet<u32> = by_flow.values().flatten().copied().collect();
     assert_eq!(all.len(), FLOWS as usize, "{by_flow:x?}");
 }
+
+// ---------------------------------------------------------------------------
+// TX metadata (copy mode on a veth)
+// ---------------------------------------------------------------------------
+
+const TX_PORT: u16 = 7401;
+
+fn tx_flux(pair: &VethPair) -> fluxcapacitor::Flux {
+    let flux = FluxBuilder::new(&pair.host)
+        .frame_size(2048)
+        .tx_metadata(true)
+        .filter(SteeringFilter::default().answering([pair.host_ip.into()]))
+        .build()
+        .expect("tx_metadata(true) on a veth");
+    assert!(flux.report().tx_metadata, "{}", flux.report());
+    flux
+}
+
+/// A UDP socket in the peer namespace at `pair.peer_addr(TX_PORT)`.
+fn peer_socket(pair: &VethPair) -> std::net::UdpSocket {
+    let addr = pair.peer_addr(TX_PORT);
+    let s = in_netns(&pair.ns, move || {
+        std::net::UdpSocket::bind(addr).expect("bind")
+    });
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    s
+}
+
+/// `UdpInCsumErrors` of the peer namespace.
+fn peer_udp_csum_errors(pair: &VethPair) -> u64 {
+    let snmp = in_netns(&pair.ns, || {
+        std::fs::read_to_string("/proc/thread-self/net/snmp").expect("snmp")
+    });
+    let udp: Vec<&str> = snmp.lines().filter(|l| l.starts_with("Udp:")).collect();
+    let (names, values) = (udp[0], udp[1]);
+    let i = names
+        .split_whitespace()
+        .position(|n| n == "InCsumErrors")
+        .expect("InCsumErrors");
+    values.split_whitespace().nth(i).unwrap().parse().unwrap()
+}
+
+/// A host→peer UDP frame whose UDP checksum field holds only the pseudo-header sum
+/// (what a sender puts there for checksum offload).
+fn partial_udp_frame(pair: &VethPair, payload: &[u8]) -> Vec<u8> {
+    let (src, dst) = (pair.host_addr(TX_PORT), pair.peer_addr(TX_PORT));
+    let mut f = build_udp_frame(pair.host_mac, pair.peer_mac, src, dst, payload);
+    let mut sum: u32 = 17 + (8 + payload.len() as u32);
+    for w in src
+        .ip()
+        .octets()
+        .chunks(2)
+        .chain(dst.ip().octets().chunks(2))
+    {
+        sum += u16::from_be_bytes([w[0], w[1]]) as u32;
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    f[40..42].copy_from_slice(&(sum as u16).to_be_bytes());
+    f
+}
+
+fn send_frame(
+    tx: &mut fluxcapacitor::system::Tx,
+    bytes: &[u8],
+    prep: impl FnOnce(&mut Frame),
+) -> u64 {
+    let mut f = tx.alloc().expect("a free frame");
+    f.buffer_mut()[..bytes.len()].copy_from_slice(bytes);
+    f.set_len(bytes.len()).unwrap();
+    prep(&mut f);
+    let addr = f.addr();
+    tx.send_timeout(f, Duration::from_secs(2)).expect("send");
+    assert!(
+        tx.drain(Duration::from_secs(2)).unwrap(),
+        "TX did not drain"
+    );
+    addr
+}
+
+/// Copy mode turns a checksum request into a `CHECKSUM_PARTIAL` skb: the peer's
+/// stack takes the datagram whose checksum field holds only the pseudo-header sum,
+/// which without the request it counts as a checksum error and drops.
+#[test]
+fn tx_checksum_request_makes_a_partial_checksum_acceptable() {
+    if skip_without_root() {
+        return;
+    }
+    let pair = VethPair::new(VethOpts::default());
+    let (_rx, mut tx) = tx_flux(&pair).split();
+    let sock = peer_socket(&pair);
+    let mut buf = [0u8; 2048];
+
+    // Without the request: a bad checksum to the peer.
+    let errors0 = peer_udp_csum_errors(&pair);
+    send_frame(&mut tx, &partial_udp_frame(&pair, b"no offload"), |_| {});
+    assert!(
+        sock.recv_from(&mut buf).is_err(),
+        "a bad checksum was accepted"
+    );
+    let errors1 = peer_udp_csum_errors(&pair);
+    assert_eq!(
+        errors1,
+        errors0 + 1,
+        "the peer did not count the bad checksum"
+    );
+
+    // With it: delivered, no new error.
+    send_frame(&mut tx, &partial_udp_frame(&pair, b"offloaded"), |f| {
+        f.request_tx_checksum(34, 6).expect("request");
+    });
+    let (n, from) = sock.recv_from(&mut buf).expect("the offloaded datagram");
+    assert_eq!(&buf[..n], b"offloaded");
+    assert_eq!(from, std::net::SocketAddr::V4(pair.host_addr(TX_PORT)));
+    assert_eq!(peer_udp_csum_errors(&pair), errors1);
+
+    // A frame of the same UMEM sent without requests afterwards is sent as it is
+    // (its correct checksum verified by the peer).
+    let (src, dst) = (pair.host_addr(TX_PORT), pair.peer_addr(TX_PORT));
+    send_frame(
+        &mut tx,
+        &build_udp_frame(pair.host_mac, pair.peer_mac, src, dst, b"plain"),
+        |_| {},
+    );
+    let (n, _) = sock.recv_from(&mut buf).expect("the plain datagram");
+    assert_eq!(&buf[..n], b"plain");
+    assert_eq!(peer_udp_csum_errors(&pair), errors1);
+}
+
+fn clock_tai_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec to write.
+    assert_eq!(unsafe { libc::clock_gettime(libc::CLOCK_TAI, &mut ts) }, 0);
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// A completion timestamp request comes back with the packet's address and a
+/// `CLOCK_TAI` time between its send and now (copy mode: the kernel's own stamp).
+#[test]
+fn tx_completion_timestamp_in_copy_mode() {
+    if skip_without_root() {
+        return;
+    }
+    let pair = VethPair::new(VethOpts::default());
+    let (_rx, mut tx) = tx_flux(&pair).split();
+    let sock = peer_socket(&pair);
+    let (src, dst) = (pair.host_addr(TX_PORT), pair.peer_addr(TX_PORT));
+    let frame = build_udp_frame(pair.host_mac, pair.peer_mac, src, dst, b"stamp me");
+    let before = clock_tai_ns();
+    let stamped = send_frame(&mut tx, &frame, |f| f.request_tx_timestamp().unwrap());
+    let plain = send_frame(&mut tx, &frame, |_| {});
+    let after = clock_tai_ns();
+    let mut buf = [0u8; 64];
+    for _ in 0..2 {
+        sock.recv_from(&mut buf).expect("both datagrams arrive");
+    }
+    let mut stamps = Vec::new();
+    tx.take_tx_timestamps(&mut stamps);
+    assert_eq!(stamps.len(), 1, "{stamps:?} (plain frame at {plain:#x})");
+    assert_eq!(stamps[0].addr, stamped);
+    assert!(
+        (before..=after).contains(&stamps[0].ns),
+        "timestamp {} not in [{before}, {after}]",
+        stamps[0].ns
+    );
+    let c = tx.frame_counts();
+    assert!(c.is_conserved(), "{c}");
+}
+
+#[test]
+fn tx_metadata_requests_are_refused_without_it() {
+    if skip_without_root() {
+        return;
+    }
+    let pair = VethPair::new(VethOpts::default());
+    let (_rx, mut tx) = FluxBuilder::new(&pair.host)
+        .frame_size(2048)
+        .build()
+        .unwrap()
+        .split();
+    let mut f = tx.alloc().unwrap();
+    f.set_len(60).unwrap();
+    assert!(matches!(
+        f.request_tx_checksum(34, 6),
+        Err(fluxcapacitor::DescError::NoTxMetadata)
+    ));
+    assert!(matches!(
+        f.request_tx_timestamp(),
+        Err(fluxcapacitor::DescError::NoTxMetadata)
+    ));
+}
+
+/// Linux ≥ 6.15 takes a launch-time request in copy mode (it sets the skb's
+/// delivery time; a veth sends at once): the packet is delivered, not refused.
+#[test]
+fn tx_launch_time_request_is_accepted_in_copy_mode() {
+    if skip_without_root() {
+        return;
+    }
+    let pair = VethPair::new(VethOpts::default());
+    let flux = tx_flux(&pair);
+    let stats0 = flux.device().statistics().unwrap();
+    let (_rx, mut tx) = flux.split();
+    let sock = peer_socket(&pair);
+    let (src, dst) = (pair.host_addr(TX_PORT), pair.peer_addr(TX_PORT));
+    let frame = build_udp_frame(pair.host_mac, pair.peer_mac, src, dst, b"launch");
+    send_frame(&mut tx, &frame, |f| {
+        f.set_tx_launch_time(clock_tai_ns()).unwrap()
+    });
+    let mut buf = [0u8; 64];
+    let (n, _) = sock
+        .recv_from(&mut buf)
+        .expect("the datagram with a launch time");
+    assert_eq!(&buf[..n], b"launch");
+    let stats = tx.device().statistics().unwrap();
+    assert_eq!(stats.tx_invalid_descs, stats0.tx_invalid_descs);
+}
+
+/// The engine's in-place reply with a checksum request: the peer takes the reply
+/// whose UDP checksum field holds only the pseudo-header sum; without the request
+/// it counts a checksum error.
+#[cfg(feature = "engine")]
+#[test]
+fn engine_reply_with_tx_checksum_request() {
+    use fluxcapacitor::engine::Engine;
+    if skip_without_root() {
+        return;
+    }
+    const ECHO: u16 = 7402;
+    let pair = VethPair::new(VethOpts::default());
+    let ip = pair.host_ip;
+    let engine = Engine::builder(&pair.host)
+        .configure(move |b: FluxBuilder| {
+            b.frame_size(2048)
+                .tx_metadata(true)
+                .filter(SteeringFilter::default().answering([ip.into()]))
+        })
+        .build()
+        .expect("engine with tx_metadata");
+    let stop = engine.stop_handle();
+    let runner = std::thread::spawn(move || {
+        engine.run(|batch| {
+            for mut p in batch.iter_mut() {
+                let Some((_, d, payload)) = parse_udp_frame(p.data()) else {
+                    continue;
+                };
+                if d.port() != ECHO || p.len() < 42 {
+                    continue;
+                }
+                let offload = payload.first() == Some(&b'o');
+                let f = p.data_mut();
+                let (dst, src) = f[..12].split_at_mut(6);
+                dst.swap_with_slice(src);
+                let (a, b) = f[26..34].split_at_mut(4);
+                a.swap_with_slice(b);
+                let (a, b) = f[34..38].split_at_mut(2);
+                a.swap_with_slice(b);
+                // Only the pseudo-header sum (addresses, protocol, UDP length).
+                let mut sum: u32 = 17 + u16::from_be_bytes([f[38], f[39]]) as u32;
+                for w in f[26..34].chunks(2) {
+                    sum += u16::from_be_bytes([w[0], w[1]]) as u32;
+                }
+                while sum > 0xffff {
+                    sum = (sum & 0xffff) + (sum >> 16);
+                }
+                f[40..42].copy_from_slice(&(sum as u16).to_be_bytes());
+                if offload {
+                    p.request_tx_checksum(34, 6).expect("request");
+                }
+                p.transmit();
+            }
+        })
+    });
+    let sock = peer_socket(&pair);
+    let mut buf = [0u8; 256];
+    let errors0 = peer_udp_csum_errors(&pair);
+    sock.send_to(b"no request", pair.host_addr(ECHO)).unwrap();
+    assert!(
+        sock.recv_from(&mut buf).is_err(),
+        "a bad checksum was accepted"
+    );
+    let errors1 = peer_udp_csum_errors(&pair);
+    assert_eq!(errors1, errors0 + 1);
+    sock.send_to(b"offload", pair.host_addr(ECHO)).unwrap();
+    let (n, from) = sock.recv_from(&mut buf).expect("the reply with offload");
+    assert_eq!(&buf[..n], b"offload");
+    assert_eq!(from, std::net::SocketAddr::V4(pair.host_addr(ECHO)));
+    assert_eq!(peer_udp_csum_errors(&pair), errors1);
+    stop.stop();
+    runner.join().unwrap().expect("engine run");
+}

@@ -68,6 +68,7 @@ pub struct FluxBuilder {
     pub(crate) link_down: LinkDown,
     pub(crate) drop_oversize: bool,
     pub(crate) rx_metadata: bool,
+    pub(crate) tx_metadata: bool,
     /// Settings given explicitly (a sharer must not set what the owner decides).
     pub(crate) explicit: Explicit,
 }
@@ -120,6 +121,7 @@ impl FluxBuilder {
             link_down: LinkDown::Fail,
             drop_oversize: false,
             rx_metadata: false,
+            tx_metadata: false,
             explicit: Explicit::default(),
         }
     }
@@ -317,6 +319,22 @@ impl FluxBuilder {
     /// [`program`](Self::program) must ask for what that program does.
     pub fn rx_metadata(mut self, on: bool) -> Self {
         self.rx_metadata = on;
+        self
+    }
+    /// AF_XDP TX metadata (off by default): the UMEM is registered with
+    /// `tx_metadata_len`, so that a frame to send can carry requests in the
+    /// [`TX_META_LEN`](crate::meta::TX_META_LEN) bytes in front of it: checksum
+    /// offload ([`Frame::request_tx_checksum`](crate::system::Frame::request_tx_checksum)),
+    /// a completion timestamp ([`Frame::request_tx_timestamp`](crate::system::Frame::request_tx_timestamp),
+    /// read with [`Tx::take_tx_timestamps`](crate::system::Tx::take_tx_timestamps)) and a
+    /// launch time ([`Frame::set_tx_launch_time`](crate::system::Frame::set_tx_launch_time)).
+    /// Frames sent without a request pay nothing.
+    ///
+    /// Needs Linux 6.8 (launch time 6.15); otherwise [`build`](Self::build) fails
+    /// with [`Error::Unsupported`] naming [`Feature::TxMetadata`](crate::Feature::TxMetadata).
+    /// A socket sharing a UMEM gets what the owner registered.
+    pub fn tx_metadata(mut self, on: bool) -> Self {
+        self.tx_metadata = on;
         self
     }
     /// Test hook of the embedded program: drop every other packet before redirecting.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::validate::Checked;
 use super::FluxBuilder;
 use crate::device::{Device, DeviceOps, KernelSocket};
-use crate::error::{ConfigError, Error, Result, Stage};
+use crate::error::{ConfigError, Error, Feature, Result, Stage};
 use crate::flux::{Attached, Flux, SetupReport};
 use crate::netdev;
 use crate::ring::Rings;
@@ -149,11 +149,17 @@ fn umem(b: &FluxBuilder, iface: &Interface) -> Result<UmemChoice> {
                 same_queue,
             })
         }
-        None => Ok(UmemChoice {
-            umem: Arc::new(Umem::new(b.umem).map_err(|e| Error::kernel(Stage::UmemAlloc, e))?),
-            owner: None,
-            same_queue: false,
-        }),
+        None => {
+            let umem = Umem::new(b.umem).map_err(|e| Error::kernel(Stage::UmemAlloc, e))?;
+            if b.tx_metadata {
+                umem.set_tx_metadata();
+            }
+            Ok(UmemChoice {
+                umem: Arc::new(umem),
+                owner: None,
+                same_queue: false,
+            })
+        }
     }
 }
 
@@ -165,7 +171,21 @@ fn socket(b: &FluxBuilder, iface: &Interface, u: &UmemChoice) -> Result<(KernelS
         sizes.fill = 0;
         sizes.completion = 0;
     }
-    let (fd, rings) = socket::create(&u.umem, u.owner.is_none(), sizes)?;
+    let (fd, rings) = socket::create(&u.umem, u.owner.is_none(), sizes).map_err(|e| match e {
+        // Kernels before 6.8 know no `tx_metadata_len` (nor, before 6.11 and the
+        // stable updates, its XDP_UMEM_TX_METADATA_LEN flag) and refuse it.
+        Error::Kernel {
+            stage: Stage::UmemRegister,
+            ref source,
+            ..
+        } if b.tx_metadata && source.raw_os_error() == Some(libc::EINVAL) => Error::Unsupported {
+            feature: Feature::TxMetadata,
+            ifname: b.ifname.clone(),
+            needs: "Linux 6.8 or later (AF_XDP TX metadata, tx_metadata_len with XDP_UMEM_TX_METADATA_LEN)",
+            found: format!("Linux {}, which refused the registration: {source}", crate::sys::kernel_release().0),
+        },
+        other => other,
+    })?;
     socket::bind(
         &fd,
         &BindParams {
@@ -214,6 +234,7 @@ fn report(
         shared_umem: u.owner.is_some(),
         xskmap_key: b.xskmap_key.unwrap_or(b.queue),
         rx_metadata: false,
+        tx_metadata: u.umem.tx_metadata(),
     }
 }
 

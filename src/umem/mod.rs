@@ -26,7 +26,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::error::DescError;
 use crate::sys::{
-    self, Mmap, XDP_PACKET_HEADROOM, XSK_UNALIGNED_BUF_ADDR_MASK, XSK_UNALIGNED_BUF_OFFSET_SHIFT,
+    self, Mmap, XDP_PACKET_HEADROOM, XSK_TX_METADATA_LEN, XSK_UNALIGNED_BUF_ADDR_MASK,
+    XSK_UNALIGNED_BUF_OFFSET_SHIFT,
 };
 
 /// Geometry of a UMEM, validated by the builder.
@@ -72,6 +73,10 @@ pub struct Umem {
     /// Packets received into this UMEM carry RX metadata in front of them (the
     /// metadata variant of the program redirects to a socket on it).
     rx_meta: std::sync::atomic::AtomicBool,
+    /// Registered with `tx_metadata_len` ([`XSK_TX_METADATA_LEN`] bytes in front of
+    /// every TX packet, used when its descriptor says `XDP_TX_METADATA`). Set before
+    /// registration only.
+    tx_meta: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for Umem {
@@ -109,6 +114,7 @@ impl Umem {
             zero_copy: std::sync::atomic::AtomicBool::new(false),
             page: page as u64,
             rx_meta: std::sync::atomic::AtomicBool::new(false),
+            tx_meta: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -170,6 +176,44 @@ impl Umem {
         crate::meta::RxMetadata::in_front(chunk, off)
     }
 
+    /// Registers this UMEM with TX metadata (before the registration only).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    pub(crate) fn set_tx_metadata(&self) {
+        self.tx_meta.store(true, Ordering::Relaxed);
+    }
+
+    /// This UMEM carries TX metadata in front of TX packets
+    /// ([`FluxBuilder::tx_metadata`](crate::FluxBuilder::tx_metadata)).
+    #[inline]
+    pub fn tx_metadata(&self) -> bool {
+        self.tx_meta.load(Ordering::Relaxed)
+    }
+
+    /// The completion timestamp the kernel wrote into the TX metadata of the
+    /// completed packet at `addr` (a descriptor address), if one was requested; the
+    /// request is cleared, so a later send of the frame without one reads none.
+    ///
+    /// Crate contract: the frame at `addr` was just taken off COMPLETION and is on
+    /// no ring, with no other view of it live.
+    #[cfg_attr(not(feature = "system"), allow(dead_code))]
+    pub(crate) fn take_tx_timestamp(&self, addr: u64) -> Option<u64> {
+        let at = self.flat(addr).checked_sub(XSK_TX_METADATA_LEN as u64)?;
+        if at < self.chunk_of(addr) {
+            return None;
+        }
+        // SAFETY: exclusive ownership per the crate contract; bounds checked by
+        // `slice_mut_flat`.
+        let m = unsafe { self.slice_mut_flat(at, XSK_TX_METADATA_LEN as usize) }?;
+        let word = |m: &[u8], i: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&m[i..i + 8]);
+            u64::from_ne_bytes(b)
+        };
+        let flags = word(m, 0);
+        m[..8].fill(0);
+        (flags & sys::XDP_TXMD_FLAGS_TIMESTAMP != 0).then(|| word(m, 8))
+    }
+
     /// A process-unique id, used to tell UMEMs apart.
     pub fn id(&self) -> u32 {
         self.id
@@ -221,7 +265,12 @@ impl Umem {
     /// would silently swallow is refused here instead.
     pub fn check_tx(&self, addr: u64, len: u32, options: u32) -> Result<(), DescError> {
         let max = self.cfg.frame_size;
-        if options & !sys::XDP_PKT_CONTD != 0 {
+        let known = if self.tx_metadata() {
+            sys::XDP_PKT_CONTD | sys::XDP_TX_METADATA
+        } else {
+            sys::XDP_PKT_CONTD
+        };
+        if options & !known != 0 {
             return Err(DescError::Options(options));
         }
         if len == 0 || len > max {
