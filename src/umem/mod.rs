@@ -6,6 +6,13 @@
 //! at `chunk + 256 + headroom` ([`Umem::data_offset`]); we place transmitted packets at
 //! the same offset so a received frame can be sent back as it is.
 //!
+//! The bytes in front of the packet hold its metadata when asked for: the RX
+//! metadata the program's metadata variant writes ([`crate::meta::RX_META_LEN`]
+//! bytes right before a received packet) lies in the kernel's 256 bytes of
+//! headroom, and so do the TX metadata requests ([`crate::meta::TX_META_LEN`] bytes
+//! right before a packet to send, with `tx_metadata_len` registered): neither
+//! changes where packets start or how long they can be.
+//!
 //! Every frame is always in exactly one place: free (in the [`FramePool`]), on FILL,
 //! on RX, held by the user, on TX, or on COMPLETION. [`FrameCounts`] is that census
 //! (`census.rs`); the pool is `pool.rs`.
@@ -425,5 +432,71 @@ impl Umem {
             let ca = self.chunk_of(a.addr);
             descs[i + 1..].iter().all(|b| self.chunk_of(b.addr) != ca)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn umem() -> Umem {
+        Umem::new(UmemConfig {
+            frame_size: 2048,
+            frame_count: 4,
+            ..UmemConfig::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn tx_metadata_option_only_with_tx_metadata() {
+        let u = umem();
+        let addr = u.data_offset() as u64;
+        assert_eq!(
+            u.check_tx(addr, 60, sys::XDP_TX_METADATA),
+            Err(DescError::Options(sys::XDP_TX_METADATA))
+        );
+        u.set_tx_metadata();
+        assert_eq!(u.check_tx(addr, 60, sys::XDP_TX_METADATA), Ok(()));
+        assert!(u.check_tx(addr, 60, 1 << 2).is_err());
+    }
+
+    #[test]
+    fn completion_timestamp_read_once_and_only_when_asked() {
+        let u = umem();
+        u.set_tx_metadata();
+        let addr = 2048 + u.data_offset() as u64;
+        let m = u.owned_chunk(addr);
+        let off = u.offset_in_chunk(addr) as usize;
+        let area = crate::meta::tx::area(m, off, true).unwrap();
+        crate::meta::tx::timestamp(area);
+        // The kernel's completion write: the timestamp over the request.
+        area[8..16].copy_from_slice(&1234u64.to_ne_bytes());
+        assert_eq!(u.take_tx_timestamp(addr), Some(1234));
+        assert_eq!(u.take_tx_timestamp(addr), None, "the request is cleared");
+        // At the very start of a chunk there is no room in front: nothing is read.
+        assert_eq!(u.take_tx_timestamp(2048), None);
+    }
+
+    #[test]
+    fn tx_requests_layout() {
+        let mut m = [0xffu8; crate::meta::TX_META_LEN];
+        let mut chunk = [0u8; 64];
+        assert!(crate::meta::tx::area(&mut chunk, 10, true).is_err());
+        let a = crate::meta::tx::area(&mut chunk, 40, true).unwrap();
+        crate::meta::tx::checksum(a, 34, 6);
+        crate::meta::tx::launch_time(a, 7);
+        m.copy_from_slice(a);
+        let flags = u64::from_ne_bytes(m[..8].try_into().unwrap());
+        assert_eq!(
+            flags,
+            sys::XDP_TXMD_FLAGS_CHECKSUM | sys::XDP_TXMD_FLAGS_LAUNCH_TIME
+        );
+        assert_eq!(u16::from_ne_bytes([m[8], m[9]]), 34);
+        assert_eq!(u16::from_ne_bytes([m[10], m[11]]), 6);
+        assert_eq!(u64::from_ne_bytes(m[16..24].try_into().unwrap()), 7);
+        assert!(crate::meta::tx::relocate(&mut chunk, 40, 30));
+        assert_eq!(&chunk[6..30], &m[..]);
+        assert!(!crate::meta::tx::relocate(&mut chunk, 30, 20));
     }
 }
