@@ -672,3 +672,66 @@ fn engine_reply_with_tx_checksum_request() {
     stop.stop();
     runner.join().unwrap().expect("engine run");
 }
+
+/// The async handles yield the same frames, metadata included.
+#[cfg(feature = "async")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_frames_carry_the_rx_hash() {
+    if skip_without_root() {
+        return;
+    }
+    let pair = VethPair::new(VethOpts::default());
+    let (mut rx, _tx) = meta_flux(&pair).split_async().expect("async handles");
+    let payloads = (0..5).map(|i| seq_payload(i, 64)).collect();
+    let (ns, src, dst) = (pair.ns.clone(), pair.peer_addr(46000), pair.host_addr(PORT));
+    std::thread::spawn(move || udp_send_from_ns(&ns, src, dst, payloads, None));
+    let mut hashes = Vec::new();
+    while hashes.len() < 5 {
+        let f = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("a frame within 5 s")
+            .unwrap();
+        if udp_to_port(&f) == Some(46000) {
+            hashes.push(f.rx_hash().expect("hash").0);
+        }
+    }
+    assert!(
+        hashes.iter().all(|h| *h == hashes[0] && *h != 0),
+        "{hashes:x?}"
+    );
+}
+
+/// `XdpMode::Auto` does not fall back to generic for RX metadata: on a device
+/// without native XDP (a namespace's loopback) the build is refused, typed (the
+/// kernel already refuses to bind the program to such a device at load).
+#[test]
+fn auto_mode_without_native_xdp_refuses_rx_metadata() {
+    if skip_without_root() {
+        return;
+    }
+    let pair = VethPair::new(VethOpts::default());
+    let built = in_netns(&pair.ns, || {
+        common::cmd::ip(&["link", "set", "lo", "up"]);
+        let r = FluxBuilder::new("lo")
+            .rx_metadata(true)
+            .drop_oversize(true)
+            .build();
+        let attached = xdp_attached("lo");
+        (r.map(|_| ()), attached)
+    });
+    match built {
+        (
+            Err(Error::Unsupported {
+                feature: Feature::RxMetadata,
+                found,
+                ..
+            }),
+            false,
+        ) => {
+            assert!(found.contains("no native XDP"), "{found}");
+        }
+        (other, attached) => {
+            panic!("expected a typed refusal, nothing attached: {other:?}, attached {attached}")
+        }
+    }
+}

@@ -387,6 +387,11 @@ fn rx_metadata_refused(ifname: &str, e: &libbpf_rs::Error) -> Error {
         needs: "Linux 6.3 or later (XDP metadata kfuncs; the VLAN tag needs 6.8) and a device that accepts device-bound XDP programs",
         found: if old {
             format!("Linux {}", release.0)
+        } else if e.kind() == libbpf_rs::ErrorKind::Unsupported {
+            format!(
+                "Linux {}, and the device cannot bind XDP programs (no native XDP in its driver): {e}",
+                release.0
+            )
         } else {
             format!("Linux {}, and the device-bound load failed: {e}", release.0)
         },
