@@ -23,6 +23,45 @@
 //! a packet (or that this kernel has no kfunc for) has its bit clear and its accessor
 //! says `None`. Without `rx_metadata(true)` the accessors say `None` at once: nothing
 //! is read or written per packet.
+//!
+//! ```no_run
+//! use fluxcapacitor::{FluxBuilder, XdpMode};
+//! # fn main() -> Result<(), fluxcapacitor::Error> {
+//! let (mut rx, _tx) = FluxBuilder::new("eth0")
+//!     .xdp_mode(XdpMode::Native)
+//!     .rx_metadata(true)
+//!     .build()?
+//!     .split();
+//! let frame = rx.recv()?;
+//! if let Some((hash, kind)) = frame.rx_hash() {
+//!     println!("hash {hash:#x}, L4: {}", kind.is_l4());
+//! }
+//! println!("timestamp {:?}, vlan {:?}", frame.rx_timestamp(), frame.vlan());
+//! # Ok(()) }
+//! ```
+//!
+//! **TX**: with [`FluxBuilder::tx_metadata(true)`](crate::FluxBuilder::tx_metadata)
+//! the UMEM is registered with `tx_metadata_len`, and a frame to send can carry
+//! requests in the [`TX_META_LEN`] bytes in front of it (`struct xsk_tx_metadata`);
+//! its descriptor then says `XDP_TX_METADATA`. Frames without a request are sent as
+//! before.
+//!
+//! ```no_run
+//! use fluxcapacitor::FluxBuilder;
+//! # fn main() -> Result<(), fluxcapacitor::Error> {
+//! let (_rx, mut tx) = FluxBuilder::new("eth0").tx_metadata(true).build()?.split();
+//! let mut f = tx.alloc().expect("a free frame");
+//! // ... write an Ethernet/IPv4/UDP packet whose UDP checksum field holds the
+//! // pseudo-header sum, then:
+//! f.set_len(60).unwrap();
+//! f.request_tx_checksum(34, 6).unwrap(); // sum from the UDP header, store at +6
+//! f.request_tx_timestamp().unwrap();
+//! tx.send(f).ok();
+//! tx.flush()?;
+//! let mut stamps = Vec::new();
+//! tx.take_tx_timestamps(&mut stamps); // (address at send, ns) per completed packet
+//! # Ok(()) }
+//! ```
 
 /// Bytes of TX metadata in front of a packet to send (`struct xsk_tx_metadata`), on
 /// a UMEM registered with [`FluxBuilder::tx_metadata(true)`](crate::FluxBuilder::tx_metadata).
