@@ -735,3 +735,43 @@ fn auto_mode_without_native_xdp_refuses_rx_metadata() {
         }
     }
 }
+
+/// A socket registered into the metadata variant another socket attached gets
+/// metadata too; asking for it with a plain program is a conflict.
+#[test]
+fn shared_program_decides_rx_metadata() {
+    if skip_without_root() {
+        return;
+    }
+    let pair = VethPair::new(VethOpts {
+        queues: 2,
+        ..VethOpts::default()
+    });
+    let first = meta_flux(&pair);
+    let program = first.program().cloned().unwrap();
+    let second = FluxBuilder::new(&pair.host)
+        .queue(1)
+        .frame_size(2048)
+        .program(program)
+        .build()
+        .expect("a second queue on the same program");
+    assert!(second.report().rx_metadata, "{}", second.report());
+    assert!(second.umem().rx_metadata());
+    drop((first, second));
+
+    let plain = FluxBuilder::new(&pair.host)
+        .frame_size(2048)
+        .build()
+        .unwrap();
+    let e = FluxBuilder::new(&pair.host)
+        .queue(1)
+        .frame_size(2048)
+        .program(plain.program().cloned().unwrap())
+        .rx_metadata(true)
+        .build()
+        .expect_err("rx_metadata(true) on a plain program");
+    assert!(
+        matches!(e, Error::Config(fluxcapacitor::ConfigError::Conflict(_))),
+        "{e}"
+    );
+}

@@ -315,8 +315,11 @@ impl FluxBuilder {
     /// cannot run in generic mode, so [`XdpMode::Auto`] does not fall back to generic
     /// here. Otherwise [`build`](Self::build) fails with [`Error::Unsupported`]
     /// naming [`Feature::RxMetadata`](crate::Feature::RxMetadata) and the reason.
-    /// Needs the embedded program (not `load_xdp(false)`); a socket given another's
-    /// [`program`](Self::program) must ask for what that program does.
+    /// Needs the embedded program (not `load_xdp(false)`). A socket registered into
+    /// another's [`program`](Self::program) (or its UMEM owner's on the same
+    /// interface) has metadata when that program is the metadata variant, whatever
+    /// this says; asking for it with a plain program is a
+    /// [`ConfigError::Conflict`].
     pub fn rx_metadata(mut self, on: bool) -> Self {
         self.rx_metadata = on;
         self

@@ -268,12 +268,14 @@ fn program(
         if p.ifindex() != iface.ifindex {
             return Err(ConfigError::Conflict("program() is attached to another interface").into());
         }
-        if p.rx_metadata() != b.rx_metadata {
+        if b.rx_metadata && !p.rx_metadata() {
             return Err(ConfigError::Conflict(
-                "program(): rx_metadata must match the shared program (its metadata variant or not)",
+                "rx_metadata(true) with a shared program (program(), or a UMEM owner's on this interface) that is not the metadata variant",
             )
             .into());
         }
+        // The metadata variant writes metadata for every socket it redirects to.
+        b.rx_metadata |= p.rx_metadata();
         report.xdp_mode = p.mode();
         report.attach_reason = "shared program".into();
         return Ok(Some(p));
