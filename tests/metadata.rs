@@ -775,3 +775,48 @@ fn shared_program_decides_rx_metadata() {
         "{e}"
     );
 }
+
+/// The multi-buffer variant: a 6000-byte datagram over MTU 9000 arrives in several
+/// frames, and its first carries the metadata.
+#[test]
+fn rx_metadata_with_multi_buffer_packets() {
+    if skip_without_root() {
+        return;
+    }
+    let pair = VethPair::new(VethOpts {
+        mtu: Some(9000),
+        ..VethOpts::default()
+    });
+    let built = FluxBuilder::new(&pair.host)
+        .multi_buffer(true)
+        .frame_size(4096)
+        .xdp_mode(XdpMode::Native)
+        .rx_metadata(true)
+        .filter(SteeringFilter::default().answering([pair.host_ip.into()]))
+        .build();
+    if refused_multi_buffer(&built) {
+        return;
+    }
+    let (mut rx, _tx) = built.expect("multi-buffer with RX metadata").split();
+    let payloads = (0..3).map(|i| seq_payload(i, 6000)).collect();
+    udp_send_from_ns(
+        &pair.ns,
+        pair.peer_addr(47000),
+        pair.host_addr(PORT),
+        payloads,
+        None,
+    );
+    // The whole packet, for the UDP parser (the first fragment holds the headers).
+    let frames = collect(&mut rx, 3, |f| {
+        parse_udp_frame(&f.contiguous())
+            .is_some_and(|(s, d, _)| s.port() == 47000 && d.port() == PORT)
+    });
+    assert_eq!(frames.len(), 3);
+    for f in &frames {
+        assert!(f.is_multi_buffer(), "{} bytes in one frame", f.packet_len());
+        let (h, ty) = f.rx_hash().expect("hash on the first fragment");
+        assert_eq!((h != 0, ty.bits()), (true, RssHashType::L4));
+    }
+    let h0 = frames[0].rx_hash().unwrap().0;
+    assert!(frames.iter().all(|f| f.rx_hash().unwrap().0 == h0));
+}
