@@ -383,6 +383,14 @@ pub enum DescError {
     /// front of it, or a checksum request points past the packet.
     #[error("TX metadata request does not fit: {0}")]
     TxMetadata(&'static str),
+    /// A TX metadata request this kernel does not know.
+    #[error("{feature} is not available: it needs {needs}")]
+    Unsupported {
+        /// What was asked for.
+        feature: Feature,
+        /// What it takes.
+        needs: &'static str,
+    },
 }
 
 /// Result alias.

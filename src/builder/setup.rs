@@ -152,7 +152,9 @@ fn umem(b: &FluxBuilder, iface: &Interface) -> Result<UmemChoice> {
         None => {
             let umem = Umem::new(b.umem).map_err(|e| Error::kernel(Stage::UmemAlloc, e))?;
             if b.tx_metadata {
-                umem.set_tx_metadata();
+                // XDP_TXMD_FLAGS_LAUNCH_TIME is known from Linux 6.15.
+                let launch = crate::sys::kernel_release().1.is_some_and(|v| v >= (6, 15));
+                umem.set_tx_metadata(launch);
             }
             Ok(UmemChoice {
                 umem: Arc::new(umem),

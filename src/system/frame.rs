@@ -357,12 +357,23 @@ impl Frame {
     /// device's clock). Only devices that implement launch time in zero-copy mode
     /// honour it; in copy mode the kernel only sets the skb's delivery time, which
     /// AF_XDP's direct transmit (no qdisc) leaves to the driver, and most ignore it.
-    /// Kernels before 6.15 refuse the request: the packet is counted in
-    /// [`XskStats::tx_invalid_descs`](crate::XskStats::tx_invalid_descs).
     ///
     /// # Errors
-    /// As [`Frame::request_tx_checksum`].
+    /// As [`Frame::request_tx_checksum`]; [`DescError::Unsupported`] with
+    /// [`Feature::TxLaunchTime`](crate::Feature::TxLaunchTime) before Linux 6.15
+    /// (whose kernels refuse the flag, and in copy mode would stall TX on the
+    /// packet).
     pub fn set_tx_launch_time(&mut self, ns: u64) -> Result<(), DescError> {
+        if self
+            .pool
+            .as_ref()
+            .is_some_and(|p| p.umem().tx_metadata() && !p.umem().tx_launch_time())
+        {
+            return Err(DescError::Unsupported {
+                feature: crate::Feature::TxLaunchTime,
+                needs: "Linux 6.15 or later (XDP_TXMD_FLAGS_LAUNCH_TIME)",
+            });
+        }
         let m = self.tx_meta_area(crate::sys::XDP_TXMD_FLAGS_LAUNCH_TIME)?;
         crate::meta::tx::launch_time(m, ns);
         Ok(())

@@ -84,6 +84,9 @@ pub struct Umem {
     /// every TX packet, used when its descriptor says `XDP_TX_METADATA`). Set before
     /// registration only.
     tx_meta: std::sync::atomic::AtomicBool,
+    /// The kernel takes launch-time requests (Linux ≥ 6.15; older ones refuse the
+    /// unknown flag, which stalls copy-mode TX on that descriptor).
+    tx_launch_time: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for Umem {
@@ -122,6 +125,7 @@ impl Umem {
             page: page as u64,
             rx_meta: std::sync::atomic::AtomicBool::new(false),
             tx_meta: std::sync::atomic::AtomicBool::new(false),
+            tx_launch_time: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -183,10 +187,19 @@ impl Umem {
         crate::meta::RxMetadata::in_front(chunk, off)
     }
 
-    /// Registers this UMEM with TX metadata (before the registration only).
+    /// Registers this UMEM with TX metadata (before the registration only);
+    /// `launch_time`: the kernel knows launch-time requests.
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-    pub(crate) fn set_tx_metadata(&self) {
+    pub(crate) fn set_tx_metadata(&self, launch_time: bool) {
         self.tx_meta.store(true, Ordering::Relaxed);
+        self.tx_launch_time.store(launch_time, Ordering::Relaxed);
+    }
+
+    /// Launch-time requests can be made (TX metadata on Linux ≥ 6.15).
+    #[inline]
+    #[cfg_attr(not(feature = "system"), allow(dead_code))]
+    pub(crate) fn tx_launch_time(&self) -> bool {
+        self.tx_launch_time.load(Ordering::Relaxed)
     }
 
     /// This UMEM carries TX metadata in front of TX packets
@@ -456,7 +469,7 @@ mod tests {
             u.check_tx(addr, 60, sys::XDP_TX_METADATA),
             Err(DescError::Options(sys::XDP_TX_METADATA))
         );
-        u.set_tx_metadata();
+        u.set_tx_metadata(true);
         assert_eq!(u.check_tx(addr, 60, sys::XDP_TX_METADATA), Ok(()));
         assert!(u.check_tx(addr, 60, 1 << 2).is_err());
     }
@@ -464,7 +477,7 @@ mod tests {
     #[test]
     fn completion_timestamp_read_once_and_only_when_asked() {
         let u = umem();
-        u.set_tx_metadata();
+        u.set_tx_metadata(true);
         let addr = 2048 + u.data_offset() as u64;
         let m = u.owned_chunk(addr);
         let off = u.offset_in_chunk(addr) as usize;
