@@ -98,6 +98,20 @@ pub(crate) mod tx {
         m[8..10].copy_from_slice(&start.to_ne_bytes());
         m[10..12].copy_from_slice(&offset.to_ne_bytes());
     }
+    /// The checksum request in `m`, if any, fits a packet of `len` bytes (the kernel
+    /// refuses a field past the end, and copy mode then stalls on the descriptor).
+    pub(crate) fn fits(m: &[u8], len: usize) -> bool {
+        if m.len() < super::TX_META_LEN {
+            return false;
+        }
+        let flags = u64::from_ne_bytes([m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]]);
+        if flags & XDP_TXMD_FLAGS_CHECKSUM == 0 {
+            return true;
+        }
+        let start = u16::from_ne_bytes([m[8], m[9]]) as usize;
+        let offset = u16::from_ne_bytes([m[10], m[11]]) as usize;
+        start + offset + 2 <= len
+    }
     /// A completion timestamp.
     pub(crate) fn timestamp(m: &mut [u8; super::TX_META_LEN]) {
         add_flags(m, XDP_TXMD_FLAGS_TIMESTAMP);

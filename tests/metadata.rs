@@ -573,6 +573,40 @@ fn tx_metadata_requests_are_refused_without_it() {
     ));
 }
 
+/// A checksum request whose field no longer lies in the packet (shortened after
+/// the request) is refused at send, with the frame back: the kernel would refuse the
+/// descriptor and copy mode would stall on it.
+#[test]
+fn tx_checksum_request_past_the_shortened_packet_is_refused_at_send() {
+    if skip_without_root() {
+        return;
+    }
+    let pair = VethPair::new(VethOpts::default());
+    let (_rx, mut tx) = tx_flux(&pair).split();
+    let mut f = tx.alloc().unwrap();
+    f.set_len(60).unwrap();
+    assert!(matches!(
+        f.request_tx_checksum(40, 20),
+        Err(fluxcapacitor::DescError::TxMetadata(_))
+    ));
+    f.request_tx_checksum(34, 6).unwrap();
+    f.set_len(38).unwrap();
+    let e = tx.try_send(f).expect_err("the field lies past the end");
+    assert!(
+        matches!(
+            e.reason(),
+            fluxcapacitor::system::SendFailure::Invalid(fluxcapacitor::DescError::TxMetadata(_))
+        ),
+        "{e}"
+    );
+    let mut f = e.into_frame();
+    f.set_len(60).unwrap();
+    tx.try_send(f).expect("fits again");
+    assert!(tx.drain(Duration::from_secs(2)).unwrap());
+    let c = tx.frame_counts();
+    assert!(c.is_conserved() && c.user == 0, "{c}");
+}
+
 /// Linux ≥ 6.15 takes a launch-time request in copy mode (it sets the skb's
 /// delivery time; a veth sends at once): the packet is delivered, not refused.
 #[test]

@@ -312,6 +312,16 @@ impl PacketMut<'_> {
                 max: max as u32,
             });
         }
+        if self.desc.options & crate::sys::XDP_TX_METADATA != 0 {
+            let m = self
+                .chunk
+                .get(self.off.saturating_sub(crate::meta::TX_META_LEN)..self.off);
+            if !m.is_some_and(|m| crate::meta::tx::fits(m, len)) {
+                return Err(DescError::TxMetadata(
+                    "the packet would end before the field of its checksum request",
+                ));
+            }
+        }
         self.desc.len = len as u32;
         Ok(())
     }

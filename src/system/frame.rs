@@ -379,6 +379,22 @@ impl Frame {
         Ok(())
     }
 
+    /// The TX metadata requests, if any, fit the packet as it is now.
+    #[inline]
+    pub(crate) fn tx_metadata_fits(&self) -> bool {
+        if self.txmd as u64 & crate::sys::XDP_TXMD_FLAGS_CHECKSUM == 0 {
+            return true;
+        }
+        let Some(p) = self.pool.as_ref() else {
+            return false;
+        };
+        let chunk = p.umem().owned_chunk_ref(p.chunk(self.index));
+        let off = self.off as usize;
+        chunk
+            .get(off.saturating_sub(crate::meta::TX_META_LEN)..off)
+            .is_some_and(|m| crate::meta::tx::fits(m, self.len as usize))
+    }
+
     /// A completion timestamp was asked for.
     #[inline]
     pub(crate) fn wants_tx_timestamp(&self) -> bool {

@@ -229,6 +229,11 @@ impl Tx {
         let umem = self.pool.umem();
         umem.check_tx(d.addr, d.len, d.options)
             .map_err(SendFailure::Invalid)?;
+        if !frame.tx_metadata_fits() {
+            return Err(SendFailure::Invalid(DescError::TxMetadata(
+                "the packet ends before the field of its checksum request",
+            )));
+        }
         if frame.is_multi_buffer() {
             let fits = self
                 .tx
@@ -382,7 +387,10 @@ impl Tx {
         let mut descs = 0u32;
         for f in frames.iter() {
             let d = f.desc();
-            if !f.is_of(pool) || pool.umem().check_tx(d.addr, d.len, d.options).is_err() {
+            if !f.is_of(pool)
+                || pool.umem().check_tx(d.addr, d.len, d.options).is_err()
+                || !f.tx_metadata_fits()
+            {
                 break;
             }
             if f.is_multi_buffer() {
