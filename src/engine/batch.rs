@@ -348,6 +348,16 @@ impl PacketMut<'_> {
                 max: self.desc.len.saturating_sub(1),
             });
         }
+        if self.desc.options & crate::sys::XDP_TX_METADATA != 0 {
+            let m = self
+                .chunk
+                .get(self.off.saturating_sub(crate::meta::TX_META_LEN)..self.off);
+            if !m.is_some_and(|m| crate::meta::tx::fits(m, self.desc.len as usize - n)) {
+                return Err(DescError::TxMetadata(
+                    "the packet would end before the field of its checksum request",
+                ));
+            }
+        }
         self.move_tx_metadata(self.off + n);
         self.off += n;
         self.desc.addr += n as u64;
