@@ -8,14 +8,12 @@ use std::process::Command;
 const SRC: &str = "bpf/xsk.bpf.c";
 /// A user-style program for the embedding test; compiled here, used only by tests.
 const TEST_SRC: &str = "tests/bpf/user_xsk.bpf.c";
-/// A device-bound program calling the RX metadata kfuncs, for the probe test.
-const TEST_RX_META: &str = "tests/bpf/rx_meta.bpf.c";
 
 fn main() {
     println!("cargo:rerun-if-changed={SRC}");
     println!("cargo:rerun-if-changed=bpf");
     println!("cargo:rerun-if-changed={TEST_SRC}");
-    println!("cargo:rerun-if-changed={TEST_RX_META}");
+    println!("cargo:rerun-if-changed=tests/bpf");
     println!("cargo:rerun-if-env-changed=BPF_CLANG");
     if env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("linux") {
         // The BPF program and libbpf only exist on Linux; other targets build the
@@ -63,6 +61,20 @@ mod linux {
                 compile_obj(&clang, &args, &src.to_string_lossy(), &obj);
             }
         }
+        // Helper programs of the tests (tests/bpf/*.bpf.c but the user-style one):
+        // `$OUT_DIR/<name>.bpf.o`.
+        if let Ok(dir) = std::fs::read_dir("tests/bpf") {
+            let mut extra: Vec<PathBuf> = dir
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.to_string_lossy().ends_with(".bpf.c") && p != Path::new(TEST_SRC))
+                .collect();
+            extra.sort();
+            for src in extra {
+                let name = src.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                let obj = out.join(name.trim_end_matches(".c").to_string() + ".o");
+                compile_obj(&clang, &args, &src.to_string_lossy(), &obj);
+            }
+        }
         if Path::new(TEST_SRC).exists() {
             compile(
                 &clang,
@@ -71,9 +83,6 @@ mod linux {
                 &out.join("user_xsk.bpf.o"),
                 &out.join("user_xsk.skel.rs"),
             );
-        }
-        if Path::new(TEST_RX_META).exists() {
-            compile_obj(&clang, &args, TEST_RX_META, &out.join("rx_meta.bpf.o"));
         }
     }
 

@@ -42,6 +42,7 @@ struct flux_counters {
 	__u64 filtered;
 	__u64 dropped;
 	__u64 nd_requests;        /* neighbour requests for served addresses passed to flux_nd */
+	__u64 meta_missing;       /* metadata variant: redirected without room for metadata */
 };
 
 struct {
@@ -463,7 +464,91 @@ int flux_nd(struct __sk_buff *skb)
 	return bpf_redirect(skb->ifindex, 0);
 }
 
-static __always_inline int flux_redirect(struct xdp_md *ctx)
+/* ---- RX metadata ------------------------------------------------------------ */
+/*
+ * The metadata variants (flux_xsk_meta, flux_xsk_meta_frags) are loaded only when
+ * user space asks for RX metadata, device-bound (BPF_F_XDP_DEV_BOUND_ONLY + the
+ * interface's index), which the XDP metadata kfuncs require; the plain programs
+ * above are untouched. In front of every packet they redirect they write a
+ * `struct flux_rx_meta` (bpf_xdp_adjust_meta), which the kernel carries into the
+ * UMEM frame in front of the packet (copy mode copies the metadata area along with
+ * the packet; zero-copy leaves it in place). User space finds it at
+ * `packet - sizeof(struct flux_rx_meta)` and checks `magic` and `version` first.
+ *
+ * The kfuncs are weak: on a kernel without one, bpf_ksym_exists() is false, the
+ * call is left out by the verifier, and its validity bit is never set.
+ */
+#define FLUX_META_MAGIC 0xF17C
+#define FLUX_META_VERSION 1
+#define FLUX_META_TIMESTAMP (1 << 0)
+#define FLUX_META_HASH (1 << 1)
+#define FLUX_META_VLAN (1 << 2)
+
+struct flux_rx_meta {
+	__u64 rx_timestamp;       /* ns, the device's clock; valid with FLUX_META_TIMESTAMP */
+	__u32 rx_hash;            /* valid with FLUX_META_HASH */
+	__u32 rx_hash_type;       /* enum xdp_rss_hash_type */
+	__u16 vlan_proto;         /* network byte order; valid with FLUX_META_VLAN */
+	__u16 vlan_tci;           /* host byte order */
+	__u8 valid;               /* FLUX_META_* bits */
+	__u8 version;             /* FLUX_META_VERSION */
+	__u16 magic;              /* FLUX_META_MAGIC, the last bytes before the packet */
+};
+_Static_assert(sizeof(struct flux_rx_meta) == 24, "RX metadata layout");
+
+/* The kernel's enum (include/net/xdp.h), named as the kfunc's BTF expects. */
+enum xdp_rss_hash_type {
+	XDP_RSS_TYPE_NONE = 0,
+};
+
+extern int bpf_xdp_metadata_rx_timestamp(const struct xdp_md *ctx, __u64 *timestamp) __ksym __weak;
+extern int bpf_xdp_metadata_rx_hash(const struct xdp_md *ctx, __u32 *hash,
+				    enum xdp_rss_hash_type *rss_type) __ksym __weak;
+extern int bpf_xdp_metadata_rx_vlan_tag(const struct xdp_md *ctx, __be16 *vlan_proto,
+					__u16 *vlan_tci) __ksym __weak;
+
+/* Writes the metadata in front of the packet; 0 when there is no room for it (the
+ * packet is redirected without, and counted). */
+static __always_inline int flux_write_meta(struct xdp_md *ctx)
+{
+	struct flux_rx_meta *m;
+	void *data;
+	__u64 ts = 0;
+	__u32 hash = 0;
+	enum xdp_rss_hash_type type = XDP_RSS_TYPE_NONE;
+	__be16 proto = 0;
+	__u16 tci = 0;
+	__u8 valid = 0;
+
+	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(struct flux_rx_meta)))
+		return 0;
+	data = (void *)(long)ctx->data;
+	m = (void *)(long)ctx->data_meta;
+	if ((void *)(m + 1) > data)
+		return 0;
+	/* A zero timestamp is "none" (veth reports the skb's hardware timestamp, 0
+	 * when no device stamped it). */
+	if (bpf_ksym_exists(bpf_xdp_metadata_rx_timestamp) &&
+	    bpf_xdp_metadata_rx_timestamp(ctx, &ts) == 0 && ts != 0)
+		valid |= FLUX_META_TIMESTAMP;
+	if (bpf_ksym_exists(bpf_xdp_metadata_rx_hash) &&
+	    bpf_xdp_metadata_rx_hash(ctx, &hash, &type) == 0)
+		valid |= FLUX_META_HASH;
+	if (bpf_ksym_exists(bpf_xdp_metadata_rx_vlan_tag) &&
+	    bpf_xdp_metadata_rx_vlan_tag(ctx, &proto, &tci) == 0)
+		valid |= FLUX_META_VLAN;
+	m->rx_timestamp = ts;
+	m->rx_hash = hash;
+	m->rx_hash_type = (__u32)type;
+	m->vlan_proto = proto;
+	m->vlan_tci = tci;
+	m->valid = valid;
+	m->version = FLUX_META_VERSION;
+	m->magic = FLUX_META_MAGIC;
+	return 1;
+}
+
+static __always_inline int flux_redirect_meta(struct xdp_md *ctx, int meta)
 {
 	__u32 q = ctx->rx_queue_index;
 	__u32 zero = 0;
@@ -494,6 +579,8 @@ static __always_inline int flux_redirect(struct xdp_md *ctx)
 			return XDP_DROP;
 		}
 	}
+	if (meta && !flux_write_meta(ctx) && c)
+		c->meta_missing++;
 	/* XDP_PASS as the fallback action: no socket on this queue -> kernel stack. */
 	int act = bpf_redirect_map(&xsks_map, key, XDP_PASS);
 	if (c) {
@@ -503,6 +590,11 @@ static __always_inline int flux_redirect(struct xdp_md *ctx)
 			c->passed++;
 	}
 	return act;
+}
+
+static __always_inline int flux_redirect(struct xdp_md *ctx)
+{
+	return flux_redirect_meta(ctx, 0);
 }
 
 SEC("xdp")
@@ -516,6 +608,19 @@ SEC("xdp.frags")
 int flux_xsk_frags(struct xdp_md *ctx)
 {
 	return flux_redirect(ctx);
+}
+
+/* The RX-metadata variants (loaded device-bound, only when asked for). */
+SEC("xdp")
+int flux_xsk_meta(struct xdp_md *ctx)
+{
+	return flux_redirect_meta(ctx, 1);
+}
+
+SEC("xdp.frags")
+int flux_xsk_meta_frags(struct xdp_md *ctx)
+{
+	return flux_redirect_meta(ctx, 1);
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -378,6 +378,22 @@ pub enum DescError {
     /// Unknown option bits.
     #[error("unknown descriptor option bits {0:#x}")]
     Options(u32),
+    /// A TX metadata request on a socket whose UMEM was registered without TX
+    /// metadata ([`FluxBuilder::tx_metadata`](crate::FluxBuilder::tx_metadata)).
+    #[error("TX metadata requested, but the UMEM has none (FluxBuilder::tx_metadata(true))")]
+    NoTxMetadata,
+    /// The packet start is too close to the frame start for the TX metadata in
+    /// front of it, or a checksum request points past the packet.
+    #[error("TX metadata request does not fit: {0}")]
+    TxMetadata(&'static str),
+    /// A TX metadata request this kernel does not know.
+    #[error("{feature} is not available: it needs {needs}")]
+    Unsupported {
+        /// What was asked for.
+        feature: Feature,
+        /// What it takes.
+        needs: &'static str,
+    },
 }
 
 /// Result alias.

@@ -101,6 +101,10 @@ pub struct SetupReport {
     /// device). `XdpMode::Auto` and `BindMode::Auto` decided from it, and the
     /// reasons above cite it.
     pub features: Option<crate::features::DeviceFeatures>,
+    /// Packets carry RX metadata ([`FluxBuilder::rx_metadata`](crate::FluxBuilder::rx_metadata)).
+    pub rx_metadata: bool,
+    /// The UMEM carries TX metadata ([`FluxBuilder::tx_metadata`](crate::FluxBuilder::tx_metadata)).
+    pub tx_metadata: bool,
 }
 
 impl fmt::Display for SetupReport {
@@ -111,7 +115,7 @@ impl fmt::Display for SetupReport {
             .unwrap_or_else(|| "none".into());
         write!(
             f,
-            "attached {}:{} (ifindex {}, {} rx queue(s)) xdp={} link={} [{}]; {} [{}]; {} frames x {} B, headroom {}{}{}{}",
+            "attached {}:{} (ifindex {}, {} rx queue(s)) xdp={} link={} [{}]; {} [{}]; {} frames x {} B, headroom {}{}{}{}{}{}",
             self.ifname,
             self.queue,
             self.ifindex,
@@ -131,6 +135,8 @@ impl fmt::Display for SetupReport {
             } else {
                 String::new()
             },
+            if self.rx_metadata { ", rx metadata" } else { "" },
+            if self.tx_metadata { ", tx metadata" } else { "" },
         )
     }
 }

@@ -105,6 +105,8 @@ pub(crate) mod sys;
 // Owned frames and `Rx` / `Tx` handles, blocking and (with `async`) on tokio.
 #[cfg(feature = "system")]
 pub mod system;
+// Per-packet RX metadata (timestamp, RSS hash, VLAN tag) and TX metadata requests.
+pub mod meta;
 // The packet memory, its free frames and the frame census.
 pub mod umem;
 // Noticing when the device under a socket changes.
@@ -123,6 +125,7 @@ pub use error::{ConfigError, DescError, Error, Feature, Result, Stage};
 pub use features::probe;
 pub use features::{DeviceFeatures, ProbeStatus, RxMetadataFeatures, XdpFeatures, XskFeatures};
 pub use flux::{Flux, SetupReport};
+pub use meta::{RssHashType, RxMetadata, VlanTag};
 pub use socket::{BindMode, RingSizes};
 pub use sys::abi::XdpDesc;
 pub use umem::{FrameCounts, FramePool, Umem, UmemConfig};

@@ -261,6 +261,8 @@ impl SimDevice {
             shared_umem: false,
             xskmap_key: 0,
             features: None,
+            rx_metadata: false,
+            tx_metadata: false,
         };
         Ok(Flux::new_sim(
             report,

@@ -88,12 +88,32 @@ pub(crate) fn create(umem: &Umem, register: bool, sizes: RingSizes) -> Result<(O
                 sys::XDP_UMEM_UNALIGNED_CHUNK_FLAG
             } else {
                 0
+            } | if umem.tx_metadata() {
+                sys::XDP_UMEM_TX_METADATA_LEN
+            } else {
+                0
             },
-            tx_metadata_len: 0,
+            tx_metadata_len: if umem.tx_metadata() {
+                sys::XSK_TX_METADATA_LEN
+            } else {
+                0
+            },
         };
-        sys::setsockopt(fd.as_fd(), sys::SOL_XDP, sys::XDP_UMEM_REG, &reg).map_err(|e| match e
-            .raw_os_error()
+        let mut r = sys::setsockopt(fd.as_fd(), sys::SOL_XDP, sys::XDP_UMEM_REG, &reg);
+        if umem.tx_metadata()
+            && matches!(&r, Err(e) if e.raw_os_error() == Some(libc::EINVAL))
+            && sys::kernel_release().1.is_some_and(|v| v >= (6, 8))
         {
+            // Kernels 6.8 to 6.10 (before the stable updates) take `tx_metadata_len`
+            // without knowing the flag that now has to go with it, and refuse it.
+            // (Older kernels know neither and would ignore the field: no retry.)
+            let reg = sys::XdpUmemReg {
+                flags: reg.flags & !sys::XDP_UMEM_TX_METADATA_LEN,
+                ..reg
+            };
+            r = sys::setsockopt(fd.as_fd(), sys::SOL_XDP, sys::XDP_UMEM_REG, &reg);
+        }
+        r.map_err(|e| match e.raw_os_error() {
             Some(libc::ENOBUFS) => Error::MemlockLimit {
                 bytes: umem.len(),
                 limit: sys::memlock_limit()

@@ -129,6 +129,7 @@ pub fn split(mut flux: Flux) -> (Rx, Tx) {
         completion: Mutex::new(completion),
         census,
         flux: Mutex::new(flux),
+        tx_stamps: Mutex::new(TxStamps::default()),
     });
     let rx = Rx::new(link.clone(), pool.clone(), rxr, fill, fill_target);
     let tx = Tx::new(link, pool, txr);
@@ -151,6 +152,17 @@ pub(crate) struct Link {
     census: Census,
     /// Bound without need_wakeup: TX must be kicked every time.
     always_kick: bool,
+    /// TX completion timestamps asked for and not yet taken (TX metadata only).
+    tx_stamps: Mutex<TxStamps>,
+}
+
+/// Frames sent with a completion-timestamp request, and the timestamps of those
+/// completed.
+#[derive(Debug, Default)]
+struct TxStamps {
+    /// Descriptor addresses of packets on TX / COMPLETION with a request.
+    pending: std::collections::HashSet<u64>,
+    done: Vec<crate::meta::TxTimestamp>,
 }
 
 impl fmt::Debug for Link {
@@ -246,8 +258,42 @@ impl Link {
         let Some(c) = guard.as_mut() else {
             return 0;
         };
+        let umem = pool.umem();
+        if umem.tx_metadata() {
+            let mut st = self.tx_stamps.lock().unwrap_or_else(|e| e.into_inner());
+            if !st.pending.is_empty() {
+                // Timestamps asked for: read each before its frame goes back.
+                let st = &mut *st;
+                let mut chain = pool.chain();
+                let n = c.consume(u32::MAX, |addr| {
+                    if st.pending.remove(&addr) {
+                        if let Some(ns) = umem.take_tx_timestamp(addr) {
+                            st.done.push(crate::meta::TxTimestamp { addr, ns });
+                        }
+                    }
+                    chain.add(addr);
+                });
+                chain.push();
+                self.census.note_completion(c.consumed(), 0);
+                return n;
+            }
+        }
         let n = driver::reap(c, pool);
         self.census.note_completion(c.consumed(), 0);
+        n
+    }
+
+    /// Notes that the packet at `addr` went on TX with a timestamp request.
+    fn expect_tx_timestamp(&self, addr: u64) {
+        let mut st = self.tx_stamps.lock().unwrap_or_else(|e| e.into_inner());
+        st.pending.insert(addr);
+    }
+
+    /// Moves the completion timestamps gathered so far into `out`.
+    fn take_tx_timestamps(&self, out: &mut Vec<crate::meta::TxTimestamp>) -> usize {
+        let mut st = self.tx_stamps.lock().unwrap_or_else(|e| e.into_inner());
+        let n = st.done.len();
+        out.append(&mut st.done);
         n
     }
 

@@ -498,7 +498,10 @@ fn idle_receives_wake_on_the_next_burst_without_blocking_the_runtime() {
         // Five silences of 60 ms passed with the receive waiting: a blocked executor
         // thread would have run the 1 ms ticker a handful of times at most.
         let t = ticks.load(Ordering::Relaxed);
-        assert!(t >= 100, "the ticker ran {t} times beside the waiting receive");
+        assert!(
+            t >= 100,
+            "the ticker ran {t} times beside the waiting receive"
+        );
         ticker.abort();
         let c = rx.frame_counts();
         assert!(c.is_conserved() && c.user == 0, "{c}");

@@ -4,13 +4,16 @@
 //! ```sh
 //! sudo target/release/examples/rxdrop --iface fx0 [--queue 0 | --all-queues]
 //!      [--mode auto|native|generic] [--batch 64] [--spin] [--busy-poll]
-//!      [--pin CPU] [--no-watch] [--duration SECS]
+//!      [--pin CPU] [--no-watch] [--rx-metadata] [--duration SECS]
 //! ```
+//!
+//! `--rx-metadata` loads the program's RX-metadata variant (native mode, Linux ≥ 6.3)
+//! and reads the RSS hash of every packet, to measure what metadata costs.
 
 #[path = "../common/mod.rs"]
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use common::Args;
@@ -19,7 +22,7 @@ use fluxcapacitor::FluxBuilder;
 
 const USAGE: &str = "rxdrop --iface IF [--queue Q | --all-queues] [--mode auto|native|generic] \
 [--batch N] [--spin] [--busy-poll] [--pin CPU] [--frame-size 2048|4096] [--frames N] [--no-watch] \
-[--duration SECS]";
+[--rx-metadata] [--duration SECS]";
 
 fn main() {
     let args = Args::parse(USAGE);
@@ -35,6 +38,7 @@ fn run(args: &Args) -> Result<(), fluxcapacitor::Error> {
     let frame_size: u32 = args.num("frame-size", 4096);
     let frames: u32 = args.num("frames", 4096);
     let no_watch = args.flag("no-watch");
+    let rx_meta = args.flag("rx-metadata");
     let queues = if args.flag("all-queues") {
         Queues::All
     } else {
@@ -49,6 +53,7 @@ fn run(args: &Args) -> Result<(), fluxcapacitor::Error> {
                 .frame_size(frame_size)
                 .frame_count(frames)
                 .watch_device(!no_watch)
+                .rx_metadata(rx_meta)
         });
     if args.flag("spin") {
         b = b.idle(Idle::Spin);
@@ -70,8 +75,23 @@ fn run(args: &Args) -> Result<(), fluxcapacitor::Error> {
     let stats = engine.stats();
     let cpu0 = common::cpu_secs();
     let t0 = std::time::Instant::now();
-    let report = engine.run(|_batch| {
+    // --rx-metadata: the hashes are folded together so the reads are not optimised
+    // away (one atomic update per batch); packets without one are counted.
+    let hash_acc = AtomicU32::new(0);
+    let no_hash = AtomicU64::new(0);
+    let report = engine.run(|batch| {
         // Every verdict defaults to Drop: the frames go straight back to FILL.
+        if rx_meta {
+            let (mut acc, mut missing) = (0u32, 0u64);
+            for p in batch.iter_mut() {
+                match p.rx_hash() {
+                    Some((h, _)) => acc ^= h,
+                    None => missing += 1,
+                }
+            }
+            hash_acc.fetch_xor(acc, Ordering::Relaxed);
+            no_hash.fetch_add(missing, Ordering::Relaxed);
+        }
     })?;
     done.store(true, Ordering::Relaxed);
     let _ = printer.join();
@@ -82,6 +102,13 @@ fn run(args: &Args) -> Result<(), fluxcapacitor::Error> {
         t0.elapsed().as_secs_f64(),
         total.rx_packets as f64 / t0.elapsed().as_secs_f64()
     );
+    if rx_meta {
+        println!(
+            "rxdrop: rx metadata: {} packets without a hash (xor of hashes {:#x})",
+            no_hash.load(Ordering::Relaxed),
+            hash_acc.load(Ordering::Relaxed)
+        );
+    }
     for q in &report.queues {
         println!("  {q}");
     }

@@ -67,6 +67,8 @@ pub struct FluxBuilder {
     pub(crate) watch: bool,
     pub(crate) link_down: LinkDown,
     pub(crate) drop_oversize: bool,
+    pub(crate) rx_metadata: bool,
+    pub(crate) tx_metadata: bool,
     /// Settings given explicitly (a sharer must not set what the owner decides).
     pub(crate) explicit: Explicit,
 }
@@ -118,6 +120,8 @@ impl FluxBuilder {
             watch: true,
             link_down: LinkDown::Fail,
             drop_oversize: false,
+            rx_metadata: false,
+            tx_metadata: false,
             explicit: Explicit::default(),
         }
     }
@@ -300,6 +304,42 @@ impl FluxBuilder {
         self.drop_oversize = on;
         self
     }
+    /// Per-packet RX metadata (off by default): the embedded program's metadata
+    /// variant is loaded instead, device-bound, and writes each packet's receive
+    /// timestamp, RSS hash and stripped VLAN tag (as far as the driver provides them)
+    /// in front of it, read with [`Frame::rx_metadata`](crate::system::Frame::rx_metadata)
+    /// / [`PacketMut::rx_metadata`](crate::engine::PacketMut::rx_metadata) and their
+    /// `rx_timestamp`, `rx_hash`, `vlan` shortcuts (see [`crate::meta`]).
+    ///
+    /// Needs Linux 6.3 (6.8 for the VLAN tag) and native XDP: device-bound programs
+    /// cannot run in generic mode, so [`XdpMode::Auto`] does not fall back to generic
+    /// here. Otherwise [`build`](Self::build) fails with [`Error::Unsupported`]
+    /// naming [`Feature::RxMetadata`](crate::Feature::RxMetadata) and the reason.
+    /// Needs the embedded program (not `load_xdp(false)`). A socket registered into
+    /// another's [`program`](Self::program) (or its UMEM owner's on the same
+    /// interface) has metadata when that program is the metadata variant, whatever
+    /// this says; asking for it with a plain program is a
+    /// [`ConfigError::Conflict`].
+    pub fn rx_metadata(mut self, on: bool) -> Self {
+        self.rx_metadata = on;
+        self
+    }
+    /// AF_XDP TX metadata (off by default): the UMEM is registered with
+    /// `tx_metadata_len`, so that a frame to send can carry requests in the
+    /// [`TX_META_LEN`](crate::meta::TX_META_LEN) bytes in front of it: checksum
+    /// offload ([`Frame::request_tx_checksum`](crate::system::Frame::request_tx_checksum)),
+    /// a completion timestamp ([`Frame::request_tx_timestamp`](crate::system::Frame::request_tx_timestamp),
+    /// read with [`Tx::take_tx_timestamps`](crate::system::Tx::take_tx_timestamps)) and a
+    /// launch time ([`Frame::set_tx_launch_time`](crate::system::Frame::set_tx_launch_time)).
+    /// Frames sent without a request pay nothing.
+    ///
+    /// Needs Linux 6.8 (launch time 6.15); otherwise [`build`](Self::build) fails
+    /// with [`Error::Unsupported`] naming [`Feature::TxMetadata`](crate::Feature::TxMetadata).
+    /// A socket sharing a UMEM gets what the owner registered.
+    pub fn tx_metadata(mut self, on: bool) -> Self {
+        self.tx_metadata = on;
+        self
+    }
     /// Test hook of the embedded program: drop every other packet before redirecting.
     #[doc(hidden)]
     pub fn drop_every_other(mut self, on: bool) -> Self {
@@ -424,6 +464,9 @@ mod tests {
                 matches!(e, ConfigError::Conflict(_))
             }),
             (ok().load_xdp(false).drop_every_other(true), |e| {
+                matches!(e, ConfigError::Conflict(_))
+            }),
+            (ok().load_xdp(false).rx_metadata(true), |e| {
                 matches!(e, ConfigError::Conflict(_))
             }),
             (

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::validate::Checked;
 use super::FluxBuilder;
 use crate::device::{Device, DeviceOps, KernelSocket};
-use crate::error::{ConfigError, Error, Result, Stage};
+use crate::error::{ConfigError, Error, Feature, Result, Stage};
 use crate::features::{self, DeviceFeatures};
 use crate::flux::{Attached, Flux, SetupReport};
 use crate::netdev;
@@ -55,6 +55,10 @@ pub(super) fn run(checked: Checked) -> Result<Flux> {
     let mut report = report(&b, &iface, &u, zero_copy, tx_budget);
     let pool = fill(&b, &u, &mut rings, &sock);
     let program = program(&mut b, &iface, &mut report)?;
+    if b.rx_metadata {
+        u.umem.set_rx_metadata();
+        report.rx_metadata = true;
+    }
     register(&b, program.as_ref(), &sock)?;
     report.zero_copy_reason =
         zero_copy_reason(zero_copy, b.bind_mode, report.xdp_mode, &iface.features);
@@ -152,11 +156,19 @@ fn umem(b: &FluxBuilder, iface: &Interface) -> Result<UmemChoice> {
                 same_queue,
             })
         }
-        None => Ok(UmemChoice {
-            umem: Arc::new(Umem::new(b.umem).map_err(|e| Error::kernel(Stage::UmemAlloc, e))?),
-            owner: None,
-            same_queue: false,
-        }),
+        None => {
+            let umem = Umem::new(b.umem).map_err(|e| Error::kernel(Stage::UmemAlloc, e))?;
+            if b.tx_metadata {
+                // XDP_TXMD_FLAGS_LAUNCH_TIME is known from Linux 6.15.
+                let launch = crate::sys::kernel_release().1.is_some_and(|v| v >= (6, 15));
+                umem.set_tx_metadata(launch);
+            }
+            Ok(UmemChoice {
+                umem: Arc::new(umem),
+                owner: None,
+                same_queue: false,
+            })
+        }
     }
 }
 
@@ -168,7 +180,21 @@ fn socket(b: &FluxBuilder, iface: &Interface, u: &UmemChoice) -> Result<(KernelS
         sizes.fill = 0;
         sizes.completion = 0;
     }
-    let (fd, rings) = socket::create(&u.umem, u.owner.is_none(), sizes)?;
+    let (fd, rings) = socket::create(&u.umem, u.owner.is_none(), sizes).map_err(|e| match e {
+        // Kernels before 6.8 know no `tx_metadata_len` (nor, before 6.11 and the
+        // stable updates, its XDP_UMEM_TX_METADATA_LEN flag) and refuse it.
+        Error::Kernel {
+            stage: Stage::UmemRegister,
+            ref source,
+            ..
+        } if b.tx_metadata && source.raw_os_error() == Some(libc::EINVAL) => Error::Unsupported {
+            feature: Feature::TxMetadata,
+            ifname: b.ifname.clone(),
+            needs: "Linux 6.8 or later (AF_XDP TX metadata, tx_metadata_len with XDP_UMEM_TX_METADATA_LEN)",
+            found: format!("Linux {}, which refused the registration: {source}", crate::sys::kernel_release().0),
+        },
+        other => other,
+    })?;
     socket::bind(
         &fd,
         &BindParams {
@@ -227,6 +253,8 @@ fn report(
         shared_umem: u.owner.is_some(),
         xskmap_key: b.xskmap_key.unwrap_or(b.queue),
         features: Some(iface.features.clone()),
+        rx_metadata: false,
+        tx_metadata: u.umem.tx_metadata(),
     }
 }
 
@@ -260,6 +288,14 @@ fn program(
         if p.ifindex() != iface.ifindex {
             return Err(ConfigError::Conflict("program() is attached to another interface").into());
         }
+        if b.rx_metadata && !p.rx_metadata() {
+            return Err(ConfigError::Conflict(
+                "rx_metadata(true) with a shared program (program(), or a UMEM owner's on this interface) that is not the metadata variant",
+            )
+            .into());
+        }
+        // The metadata variant writes metadata for every socket it redirects to.
+        b.rx_metadata |= p.rx_metadata();
         report.xdp_mode = p.mode();
         report.attach_reason = "shared program".into();
         return Ok(Some(p));
@@ -269,7 +305,12 @@ fn program(
         return Ok(None);
     }
     let queues = iface.rx_queues.max(iface.tx_queues).max(b.queue + 1);
-    let mut p = XdpProgram::load(
+    let load = if b.rx_metadata {
+        XdpProgram::load_rx_metadata
+    } else {
+        XdpProgram::load
+    };
+    let mut p = load(
         &b.ifname,
         iface.ifindex,
         queues,

@@ -126,6 +126,11 @@ pub(crate) fn rules(b: &FluxBuilder) -> Result<(), ConfigError> {
             "steering rules need the embedded program (load_xdp(true))",
         ));
     }
+    if !b.load_xdp && b.rx_metadata {
+        return Err(ConfigError::Conflict(
+            "rx_metadata(true) needs the embedded program (load_xdp(true)), which writes the metadata",
+        ));
+    }
     if b.load_xdp && b.user_map.is_some() {
         return Err(ConfigError::Conflict(
             "register_into() is for load_xdp(false)",

@@ -134,6 +134,7 @@ impl<'a> Batch<'a> {
             default_port: self.port,
             ports: self.ports,
             sent: false,
+            csum: None,
         })
     }
 }
@@ -311,6 +312,16 @@ impl PacketMut<'_> {
                 max: max as u32,
             });
         }
+        if self.desc.options & crate::sys::XDP_TX_METADATA != 0 {
+            let m = self
+                .chunk
+                .get(self.off.saturating_sub(crate::meta::TX_META_LEN)..self.off);
+            if !m.is_some_and(|m| crate::meta::tx::fits(m, len)) {
+                return Err(DescError::TxMetadata(
+                    "the packet would end before the field of its checksum request",
+                ));
+            }
+        }
         self.desc.len = len as u32;
         Ok(())
     }
@@ -323,6 +334,7 @@ impl PacketMut<'_> {
                 max: self.off as u32,
             });
         }
+        self.move_tx_metadata(self.off - n);
         self.off -= n;
         self.desc.addr -= n as u64;
         self.desc.len += n as u32;
@@ -336,10 +348,78 @@ impl PacketMut<'_> {
                 max: self.desc.len.saturating_sub(1),
             });
         }
+        if self.desc.options & crate::sys::XDP_TX_METADATA != 0 {
+            let m = self
+                .chunk
+                .get(self.off.saturating_sub(crate::meta::TX_META_LEN)..self.off);
+            if !m.is_some_and(|m| crate::meta::tx::fits(m, self.desc.len as usize - n)) {
+                return Err(DescError::TxMetadata(
+                    "the packet would end before the field of its checksum request",
+                ));
+            }
+        }
+        self.move_tx_metadata(self.off + n);
         self.off += n;
         self.desc.addr += n as u64;
         self.desc.len -= n as u32;
         Ok(())
+    }
+    fn move_tx_metadata(&mut self, to: usize) {
+        if self.desc.options & crate::sys::XDP_TX_METADATA != 0
+            && !crate::meta::tx::relocate(self.chunk, self.off, to)
+        {
+            self.desc.options &= !crate::sys::XDP_TX_METADATA;
+        }
+    }
+    /// Asks for checksum offload when this packet is sent ([`Verdict::Tx`] or
+    /// [`Verdict::Forward`]), on ports built with
+    /// [`tx_metadata(true)`](crate::FluxBuilder::tx_metadata): the sum from byte
+    /// `start` to the end goes, folded and complemented, into the 16 bits at
+    /// `start + offset`, which must hold the pseudo-header sum (see
+    /// [`Frame::request_tx_checksum`](crate::system::Frame::request_tx_checksum)).
+    /// The request stays with the packet if its start moves; a dropped packet
+    /// ignores it.
+    ///
+    /// # Errors
+    /// [`DescError::NoTxMetadata`] without TX metadata; [`DescError::TxMetadata`]
+    /// when the field lies past the packet or there is no room in front of it.
+    pub fn request_tx_checksum(&mut self, start: u16, offset: u16) -> Result<(), DescError> {
+        if !self.umem.tx_metadata() {
+            return Err(DescError::NoTxMetadata);
+        }
+        if start as usize + offset as usize + 2 > self.desc.len as usize {
+            return Err(DescError::TxMetadata(
+                "the checksum field lies past the packet end",
+            ));
+        }
+        let fresh = self.desc.options & crate::sys::XDP_TX_METADATA == 0;
+        let m = crate::meta::tx::area(self.chunk, self.off, fresh)?;
+        crate::meta::tx::checksum(m, start, offset);
+        self.desc.options |= crate::sys::XDP_TX_METADATA;
+        Ok(())
+    }
+    /// The packet's RX metadata (timestamp, RSS hash, VLAN tag), on ports built
+    /// with [`rx_metadata(true)`](crate::FluxBuilder::rx_metadata); `None` otherwise,
+    /// without reading anything. Read it before [`PacketMut::push_head`]: the
+    /// metadata lies right in front of the packet as received.
+    #[inline]
+    pub fn rx_metadata(&self) -> Option<crate::meta::RxMetadata> {
+        self.umem.rx_meta_in(self.chunk, self.off)
+    }
+    /// The device's receive timestamp, ns (see [`PacketMut::rx_metadata`]).
+    #[inline]
+    pub fn rx_timestamp(&self) -> Option<u64> {
+        self.rx_metadata()?.timestamp
+    }
+    /// The RSS hash and what it covers (see [`PacketMut::rx_metadata`]).
+    #[inline]
+    pub fn rx_hash(&self) -> Option<(u32, crate::meta::RssHashType)> {
+        self.rx_metadata()?.hash
+    }
+    /// The VLAN tag the device stripped (see [`PacketMut::rx_metadata`]).
+    #[inline]
+    pub fn vlan(&self) -> Option<crate::meta::VlanTag> {
+        self.rx_metadata()?.vlan
     }
     /// Parses the packet into its protocol layers, without copying (`proto` feature).
     #[cfg(feature = "proto")]
@@ -386,6 +466,8 @@ pub struct TxFrame<'a> {
     default_port: u16,
     ports: u16,
     sent: bool,
+    /// A checksum request (start, offset), written at send.
+    csum: Option<(u16, u16)>,
 }
 
 impl TxFrame<'_> {
@@ -396,6 +478,19 @@ impl TxFrame<'_> {
     /// Capacity in bytes.
     pub fn capacity(&self) -> usize {
         self.buf.len().saturating_sub(self.off)
+    }
+    /// Asks for checksum offload when this frame is sent, on ports built with
+    /// [`tx_metadata(true)`](crate::FluxBuilder::tx_metadata) (see
+    /// [`PacketMut::request_tx_checksum`]); checked against the length at send.
+    ///
+    /// # Errors
+    /// [`DescError::NoTxMetadata`] without TX metadata.
+    pub fn request_tx_checksum(&mut self, start: u16, offset: u16) -> Result<(), DescError> {
+        if !self.pool.umem().tx_metadata() {
+            return Err(DescError::NoTxMetadata);
+        }
+        self.csum = Some((start, offset));
+        Ok(())
     }
     /// Sends the first `len` bytes of the buffer on the batch's port.
     pub fn send(self, len: usize) -> Result<(), DescError> {
@@ -414,11 +509,22 @@ impl TxFrame<'_> {
         if port >= self.ports {
             return Err(DescError::Options(port as u32));
         }
+        let mut options = 0;
+        if let Some((start, offset)) = self.csum {
+            if start as usize + offset as usize + 2 > len {
+                return Err(DescError::TxMetadata(
+                    "the checksum field lies past the packet end",
+                ));
+            }
+            let m = crate::meta::tx::area(self.buf, self.off, true)?;
+            crate::meta::tx::checksum(m, start, offset);
+            options = crate::sys::XDP_TX_METADATA;
+        }
         self.fresh.push((
             XdpDesc {
                 addr: self.chunk + self.off as u64,
                 len: len as u32,
-                options: 0,
+                options,
             },
             port,
         ));

@@ -41,6 +41,18 @@ pub const XDP_RING_NEED_WAKEUP: u32 = 1 << 0;
 pub const XDP_OPTIONS_ZEROCOPY: u32 = 1 << 0;
 /// `xdp_desc.options`: more fragments of this packet follow.
 pub const XDP_PKT_CONTD: u32 = 1 << 0;
+/// `xdp_desc.options`: a `struct xsk_tx_metadata` lies in front of the packet.
+pub const XDP_TX_METADATA: u32 = 1 << 1;
+/// `xdp_umem_reg.flags`: `tx_metadata_len` is meant (kernels that know the flag
+/// ignore the field without it).
+pub const XDP_UMEM_TX_METADATA_LEN: u32 = 1 << 2;
+/// `xsk_tx_metadata.flags`.
+pub const XDP_TXMD_FLAGS_TIMESTAMP: u64 = 1 << 0;
+pub const XDP_TXMD_FLAGS_CHECKSUM: u64 = 1 << 1;
+pub const XDP_TXMD_FLAGS_LAUNCH_TIME: u64 = 1 << 2;
+/// `sizeof(struct xsk_tx_metadata)`: flags, then the request (csum_start,
+/// csum_offset, 4 bytes of padding, launch_time) or the completion (tx_timestamp).
+pub const XSK_TX_METADATA_LEN: u32 = 24;
 
 /// mmap page offsets of the four rings.
 pub const XDP_PGOFF_RX_RING: i64 = 0;

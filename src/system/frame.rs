@@ -64,6 +64,9 @@ pub struct Frame {
     len: u32,
     /// The fragments after the first of a multi-buffer packet (`None`: one frame).
     rest: Option<Box<[Frag]>>,
+    /// TX metadata requests written in front of the packet (`XDP_TXMD_FLAGS_*`);
+    /// 0: none, the descriptor carries no `XDP_TX_METADATA`.
+    txmd: u8,
 }
 
 /// A fragment after the first of a multi-buffer [`Frame`]: its frame (chunk index),
@@ -84,6 +87,7 @@ impl Frame {
             off,
             len,
             rest: None,
+            txmd: 0,
         }
     }
 
@@ -102,6 +106,7 @@ impl Frame {
             off,
             len,
             rest: (!rest.is_empty()).then_some(rest),
+            txmd: 0,
         }
     }
 
@@ -264,6 +269,7 @@ impl Frame {
                 max: self.off,
             });
         }
+        self.move_tx_metadata(self.off as usize - n);
         self.off -= n as u32;
         self.len += n as u32;
         Ok(())
@@ -280,9 +286,119 @@ impl Frame {
                 max: self.len,
             });
         }
+        self.move_tx_metadata(self.off as usize + n);
         self.off += n as u32;
         self.len -= n as u32;
         Ok(())
+    }
+
+    /// Keeps TX metadata requests in front of the packet when its start moves to
+    /// `to`; with no room for them there, they are dropped.
+    fn move_tx_metadata(&mut self, to: usize) {
+        if self.txmd == 0 {
+            return;
+        }
+        let from = self.off as usize;
+        if !crate::meta::tx::relocate(self.chunk_mut(), from, to) {
+            self.txmd = 0;
+        }
+    }
+
+    /// The TX metadata area in front of the packet, zeroed on the first request.
+    fn tx_meta_area(
+        &mut self,
+        flag: u64,
+    ) -> Result<&mut [u8; crate::meta::TX_META_LEN], DescError> {
+        if !self.pool.as_ref().is_some_and(|p| p.umem().tx_metadata()) {
+            return Err(DescError::NoTxMetadata);
+        }
+        let (off, fresh) = (self.off as usize, self.txmd == 0);
+        // Checked first, so that a refused request leaves no flag behind.
+        crate::meta::tx::area(self.chunk_mut(), off, fresh)?;
+        self.txmd |= flag as u8;
+        crate::meta::tx::area(self.chunk_mut(), off, false)
+    }
+
+    /// Asks for checksum offload on send (TX metadata,
+    /// [`FluxBuilder::tx_metadata`](crate::FluxBuilder::tx_metadata)): the device
+    /// (in copy mode, the kernel's `CHECKSUM_PARTIAL` handling) sums the packet from
+    /// byte `start` to its end and stores the folded complement at `start + offset`.
+    /// The field must hold the pseudo-header sum already, as for any checksum
+    /// offload (e.g. for UDP over IPv4: `start` = 34, `offset` = 6, the field the
+    /// folded sum of addresses, protocol and UDP length). Make the requests once the
+    /// packet's length and start are final.
+    ///
+    /// # Errors
+    /// [`DescError::NoTxMetadata`] without TX metadata; [`DescError::TxMetadata`]
+    /// when the checksum field lies past the packet or there is no room in front.
+    pub fn request_tx_checksum(&mut self, start: u16, offset: u16) -> Result<(), DescError> {
+        if start as usize + offset as usize + 2 > self.len as usize {
+            return Err(DescError::TxMetadata(
+                "the checksum field lies past the packet end",
+            ));
+        }
+        let m = self.tx_meta_area(crate::sys::XDP_TXMD_FLAGS_CHECKSUM)?;
+        crate::meta::tx::checksum(m, start, offset);
+        Ok(())
+    }
+
+    /// Asks for a completion timestamp of this packet (TX metadata), taken with
+    /// [`Tx::take_tx_timestamps`](super::Tx::take_tx_timestamps) once it completed.
+    ///
+    /// # Errors
+    /// As [`Frame::request_tx_checksum`].
+    pub fn request_tx_timestamp(&mut self) -> Result<(), DescError> {
+        let m = self.tx_meta_area(crate::sys::XDP_TXMD_FLAGS_TIMESTAMP)?;
+        crate::meta::tx::timestamp(m);
+        Ok(())
+    }
+
+    /// Asks for the packet to leave at `ns` (TX metadata, Linux ≥ 6.15; the
+    /// device's clock). Only devices that implement launch time in zero-copy mode
+    /// honour it; in copy mode the kernel only sets the skb's delivery time, which
+    /// AF_XDP's direct transmit (no qdisc) leaves to the driver, and most ignore it.
+    ///
+    /// # Errors
+    /// As [`Frame::request_tx_checksum`]; [`DescError::Unsupported`] with
+    /// [`Feature::TxLaunchTime`](crate::Feature::TxLaunchTime) before Linux 6.15
+    /// (whose kernels refuse the flag, and in copy mode would stall TX on the
+    /// packet).
+    pub fn set_tx_launch_time(&mut self, ns: u64) -> Result<(), DescError> {
+        if self
+            .pool
+            .as_ref()
+            .is_some_and(|p| p.umem().tx_metadata() && !p.umem().tx_launch_time())
+        {
+            return Err(DescError::Unsupported {
+                feature: crate::Feature::TxLaunchTime,
+                needs: "Linux 6.15 or later (XDP_TXMD_FLAGS_LAUNCH_TIME)",
+            });
+        }
+        let m = self.tx_meta_area(crate::sys::XDP_TXMD_FLAGS_LAUNCH_TIME)?;
+        crate::meta::tx::launch_time(m, ns);
+        Ok(())
+    }
+
+    /// The TX metadata requests, if any, fit the packet as it is now.
+    #[inline]
+    pub(crate) fn tx_metadata_fits(&self) -> bool {
+        if self.txmd as u64 & crate::sys::XDP_TXMD_FLAGS_CHECKSUM == 0 {
+            return true;
+        }
+        let Some(p) = self.pool.as_ref() else {
+            return false;
+        };
+        let chunk = p.umem().owned_chunk_ref(p.chunk(self.index));
+        let off = self.off as usize;
+        chunk
+            .get(off.saturating_sub(crate::meta::TX_META_LEN)..off)
+            .is_some_and(|m| crate::meta::tx::fits(m, self.len as usize))
+    }
+
+    /// A completion timestamp was asked for.
+    #[inline]
+    pub(crate) fn wants_tx_timestamp(&self) -> bool {
+        self.txmd as u64 & crate::sys::XDP_TXMD_FLAGS_TIMESTAMP != 0
     }
 
     /// The packet bytes.
@@ -295,6 +411,40 @@ impl Frame {
         let start = (self.off as usize).min(chunk.len());
         let end = (start + self.len as usize).min(chunk.len());
         &chunk[start..end]
+    }
+
+    /// The packet's RX metadata (timestamp, RSS hash, VLAN tag), on a socket built
+    /// with [`rx_metadata(true)`](crate::FluxBuilder::rx_metadata); `None` otherwise,
+    /// without reading anything. Meaningful for a received frame only (in front of
+    /// a frame from [`Tx::alloc`](super::Tx::alloc) is whatever the frame last held),
+    /// and before the packet start moves ([`Frame::grow_head`]): the metadata lies
+    /// right in front of the packet as received.
+    #[inline]
+    pub fn rx_metadata(&self) -> Option<crate::meta::RxMetadata> {
+        let p = self.pool.as_ref()?;
+        let umem = p.umem();
+        if !umem.rx_metadata() {
+            return None;
+        }
+        umem.rx_meta_in(umem.owned_chunk_ref(p.chunk(self.index)), self.off as usize)
+    }
+
+    /// The device's receive timestamp of the packet, ns (see [`Frame::rx_metadata`]).
+    #[inline]
+    pub fn rx_timestamp(&self) -> Option<u64> {
+        self.rx_metadata()?.timestamp
+    }
+
+    /// The packet's RSS hash and what it covers (see [`Frame::rx_metadata`]).
+    #[inline]
+    pub fn rx_hash(&self) -> Option<(u32, crate::meta::RssHashType)> {
+        self.rx_metadata()?.hash
+    }
+
+    /// The VLAN tag the device stripped from the packet (see [`Frame::rx_metadata`]).
+    #[inline]
+    pub fn vlan(&self) -> Option<crate::meta::VlanTag> {
+        self.rx_metadata()?.vlan
     }
 
     /// Parses the frame into its protocol layers, without copying (`proto` feature).
@@ -365,6 +515,10 @@ impl Frame {
             len: self.len,
             options: if self.rest.is_some() {
                 XdpDesc::CONTINUES
+            } else {
+                0
+            } | if self.txmd != 0 {
+                crate::sys::XDP_TX_METADATA
             } else {
                 0
             },

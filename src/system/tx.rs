@@ -191,6 +191,18 @@ impl Tx {
         Ok(k.pending < before)
     }
 
+    /// Moves the TX completion timestamps of packets sent with
+    /// [`Frame::request_tx_timestamp`] and completed since the last call into `out`
+    /// (completions are taken in by every send, flush and drain); returns how many.
+    /// Each names the packet by its [`Frame::addr`] at send time. In copy mode the
+    /// kernel stamps the completion itself (`CLOCK_TAI`, when the packet's skb is
+    /// freed); in zero-copy mode the driver writes the device's timestamp, where it
+    /// can.
+    pub fn take_tx_timestamps(&mut self, out: &mut Vec<crate::meta::TxTimestamp>) -> usize {
+        self.link.reap(&self.pool);
+        self.link.take_tx_timestamps(out)
+    }
+
     /// Free TX slots, refreshed from the kernel.
     #[inline]
     fn room(&mut self) -> u32 {
@@ -217,6 +229,11 @@ impl Tx {
         let umem = self.pool.umem();
         umem.check_tx(d.addr, d.len, d.options)
             .map_err(SendFailure::Invalid)?;
+        if !frame.tx_metadata_fits() {
+            return Err(SendFailure::Invalid(DescError::TxMetadata(
+                "the packet ends before the field of its checksum request",
+            )));
+        }
         if frame.is_multi_buffer() {
             let fits = self
                 .tx
@@ -241,8 +258,12 @@ impl Tx {
         };
         let n = frame.frag_count() as u32;
         let mut r = tx.reserve(n);
-        if r.capacity() < n || r.push(frame.desc()).is_err() {
+        let desc = frame.desc();
+        if r.capacity() < n || r.push(desc).is_err() {
             return Err(frame);
+        }
+        if frame.wants_tx_timestamp() {
+            self.link.expect_tx_timestamp(desc.addr);
         }
         for d in frame.rest_descs() {
             // Cannot fail: `n` slots are reserved.
@@ -366,7 +387,10 @@ impl Tx {
         let mut descs = 0u32;
         for f in frames.iter() {
             let d = f.desc();
-            if !f.is_of(pool) || pool.umem().check_tx(d.addr, d.len, d.options).is_err() {
+            if !f.is_of(pool)
+                || pool.umem().check_tx(d.addr, d.len, d.options).is_err()
+                || !f.tx_metadata_fits()
+            {
                 break;
             }
             if f.is_multi_buffer() {
@@ -395,6 +419,9 @@ impl Tx {
         r.commit();
         self.link.census.note_tx(tx.produced());
         for f in frames.drain(..n) {
+            if f.wants_tx_timestamp() {
+                self.link.expect_tx_timestamp(f.addr());
+            }
             f.into_ring();
         }
         self.unkicked = self.unkicked.saturating_add(descs);

@@ -6,6 +6,13 @@
 //! at `chunk + 256 + headroom` ([`Umem::data_offset`]); we place transmitted packets at
 //! the same offset so a received frame can be sent back as it is.
 //!
+//! The bytes in front of the packet hold its metadata when asked for: the RX
+//! metadata the program's metadata variant writes ([`crate::meta::RX_META_LEN`]
+//! bytes right before a received packet) lies in the kernel's 256 bytes of
+//! headroom, and so do the TX metadata requests ([`crate::meta::TX_META_LEN`] bytes
+//! right before a packet to send, with `tx_metadata_len` registered): neither
+//! changes where packets start or how long they can be.
+//!
 //! Every frame is always in exactly one place: free (in the [`FramePool`]), on FILL,
 //! on RX, held by the user, on TX, or on COMPLETION. [`FrameCounts`] is that census
 //! (`census.rs`); the pool is `pool.rs`.
@@ -26,7 +33,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::error::DescError;
 use crate::sys::{
-    self, Mmap, XDP_PACKET_HEADROOM, XSK_UNALIGNED_BUF_ADDR_MASK, XSK_UNALIGNED_BUF_OFFSET_SHIFT,
+    self, Mmap, XDP_PACKET_HEADROOM, XSK_TX_METADATA_LEN, XSK_UNALIGNED_BUF_ADDR_MASK,
+    XSK_UNALIGNED_BUF_OFFSET_SHIFT,
 };
 
 /// Geometry of a UMEM, validated by the builder.
@@ -69,6 +77,16 @@ pub struct Umem {
     zero_copy: std::sync::atomic::AtomicBool,
     /// The system page size, read once (it is consulted per TX descriptor).
     page: u64,
+    /// Packets received into this UMEM carry RX metadata in front of them (the
+    /// metadata variant of the program redirects to a socket on it).
+    rx_meta: std::sync::atomic::AtomicBool,
+    /// Registered with `tx_metadata_len` ([`XSK_TX_METADATA_LEN`] bytes in front of
+    /// every TX packet, used when its descriptor says `XDP_TX_METADATA`). Set before
+    /// registration only.
+    tx_meta: std::sync::atomic::AtomicBool,
+    /// The kernel takes launch-time requests (Linux ≥ 6.15; older ones refuse the
+    /// unknown flag, which stalls copy-mode TX on that descriptor).
+    tx_launch_time: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for Umem {
@@ -105,6 +123,9 @@ impl Umem {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             zero_copy: std::sync::atomic::AtomicBool::new(false),
             page: page as u64,
+            rx_meta: std::sync::atomic::AtomicBool::new(false),
+            tx_meta: std::sync::atomic::AtomicBool::new(false),
+            tx_launch_time: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -140,6 +161,77 @@ impl Umem {
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) fn set_zero_copy(&self) {
         self.zero_copy.store(true, Ordering::Relaxed);
+    }
+
+    /// Packets received into this UMEM carry RX metadata from now on.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    pub(crate) fn set_rx_metadata(&self) {
+        self.rx_meta.store(true, Ordering::Relaxed);
+    }
+
+    /// Packets received into this UMEM carry RX metadata
+    /// ([`FluxBuilder::rx_metadata`](crate::FluxBuilder::rx_metadata)).
+    #[inline]
+    pub fn rx_metadata(&self) -> bool {
+        self.rx_meta.load(Ordering::Relaxed)
+    }
+
+    /// The RX metadata in front of the received packet at `off` in `chunk` (a
+    /// chunk of this UMEM); `None` at once when RX metadata is off.
+    #[inline]
+    #[cfg_attr(not(any(feature = "engine", feature = "system")), allow(dead_code))]
+    pub(crate) fn rx_meta_in(&self, chunk: &[u8], off: usize) -> Option<crate::meta::RxMetadata> {
+        if !self.rx_metadata() {
+            return None;
+        }
+        crate::meta::RxMetadata::in_front(chunk, off)
+    }
+
+    /// Registers this UMEM with TX metadata (before the registration only);
+    /// `launch_time`: the kernel knows launch-time requests.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    pub(crate) fn set_tx_metadata(&self, launch_time: bool) {
+        self.tx_meta.store(true, Ordering::Relaxed);
+        self.tx_launch_time.store(launch_time, Ordering::Relaxed);
+    }
+
+    /// Launch-time requests can be made (TX metadata on Linux ≥ 6.15).
+    #[inline]
+    #[cfg_attr(not(feature = "system"), allow(dead_code))]
+    pub(crate) fn tx_launch_time(&self) -> bool {
+        self.tx_launch_time.load(Ordering::Relaxed)
+    }
+
+    /// This UMEM carries TX metadata in front of TX packets
+    /// ([`FluxBuilder::tx_metadata`](crate::FluxBuilder::tx_metadata)).
+    #[inline]
+    pub fn tx_metadata(&self) -> bool {
+        self.tx_meta.load(Ordering::Relaxed)
+    }
+
+    /// The completion timestamp the kernel wrote into the TX metadata of the
+    /// completed packet at `addr` (a descriptor address), if one was requested; the
+    /// request is cleared, so a later send of the frame without one reads none.
+    ///
+    /// Crate contract: the frame at `addr` was just taken off COMPLETION and is on
+    /// no ring, with no other view of it live.
+    #[cfg_attr(not(feature = "system"), allow(dead_code))]
+    pub(crate) fn take_tx_timestamp(&self, addr: u64) -> Option<u64> {
+        let at = self.flat(addr).checked_sub(XSK_TX_METADATA_LEN as u64)?;
+        if at < self.chunk_of(addr) {
+            return None;
+        }
+        // SAFETY: exclusive ownership per the crate contract; bounds checked by
+        // `slice_mut_flat`.
+        let m = unsafe { self.slice_mut_flat(at, XSK_TX_METADATA_LEN as usize) }?;
+        let word = |m: &[u8], i: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&m[i..i + 8]);
+            u64::from_ne_bytes(b)
+        };
+        let flags = word(m, 0);
+        m[..8].fill(0);
+        (flags & sys::XDP_TXMD_FLAGS_TIMESTAMP != 0).then(|| word(m, 8))
     }
 
     /// A process-unique id, used to tell UMEMs apart.
@@ -193,7 +285,12 @@ impl Umem {
     /// would silently swallow is refused here instead.
     pub fn check_tx(&self, addr: u64, len: u32, options: u32) -> Result<(), DescError> {
         let max = self.cfg.frame_size;
-        if options & !sys::XDP_PKT_CONTD != 0 {
+        let known = if self.tx_metadata() {
+            sys::XDP_PKT_CONTD | sys::XDP_TX_METADATA
+        } else {
+            sys::XDP_PKT_CONTD
+        };
+        if options & !known != 0 {
             return Err(DescError::Options(options));
         }
         if len == 0 || len > max {
@@ -348,5 +445,71 @@ impl Umem {
             let ca = self.chunk_of(a.addr);
             descs[i + 1..].iter().all(|b| self.chunk_of(b.addr) != ca)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn umem() -> Umem {
+        Umem::new(UmemConfig {
+            frame_size: 2048,
+            frame_count: 4,
+            ..UmemConfig::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn tx_metadata_option_only_with_tx_metadata() {
+        let u = umem();
+        let addr = u.data_offset() as u64;
+        assert_eq!(
+            u.check_tx(addr, 60, sys::XDP_TX_METADATA),
+            Err(DescError::Options(sys::XDP_TX_METADATA))
+        );
+        u.set_tx_metadata(true);
+        assert_eq!(u.check_tx(addr, 60, sys::XDP_TX_METADATA), Ok(()));
+        assert!(u.check_tx(addr, 60, 1 << 2).is_err());
+    }
+
+    #[test]
+    fn completion_timestamp_read_once_and_only_when_asked() {
+        let u = umem();
+        u.set_tx_metadata(true);
+        let addr = 2048 + u.data_offset() as u64;
+        let m = u.owned_chunk(addr);
+        let off = u.offset_in_chunk(addr) as usize;
+        let area = crate::meta::tx::area(m, off, true).unwrap();
+        crate::meta::tx::timestamp(area);
+        // The kernel's completion write: the timestamp over the request.
+        area[8..16].copy_from_slice(&1234u64.to_ne_bytes());
+        assert_eq!(u.take_tx_timestamp(addr), Some(1234));
+        assert_eq!(u.take_tx_timestamp(addr), None, "the request is cleared");
+        // At the very start of a chunk there is no room in front: nothing is read.
+        assert_eq!(u.take_tx_timestamp(2048), None);
+    }
+
+    #[test]
+    fn tx_requests_layout() {
+        let mut m = [0xffu8; crate::meta::TX_META_LEN];
+        let mut chunk = [0u8; 64];
+        assert!(crate::meta::tx::area(&mut chunk, 10, true).is_err());
+        let a = crate::meta::tx::area(&mut chunk, 40, true).unwrap();
+        crate::meta::tx::checksum(a, 34, 6);
+        crate::meta::tx::launch_time(a, 7);
+        m.copy_from_slice(a);
+        let flags = u64::from_ne_bytes(m[..8].try_into().unwrap());
+        assert_eq!(
+            flags,
+            sys::XDP_TXMD_FLAGS_CHECKSUM | sys::XDP_TXMD_FLAGS_LAUNCH_TIME
+        );
+        assert_eq!(u16::from_ne_bytes([m[8], m[9]]), 34);
+        assert_eq!(u16::from_ne_bytes([m[10], m[11]]), 6);
+        assert_eq!(u64::from_ne_bytes(m[16..24].try_into().unwrap()), 7);
+        assert!(crate::meta::tx::relocate(&mut chunk, 40, 30));
+        assert_eq!(&chunk[6..30], &m[..]);
+        assert!(!crate::meta::tx::relocate(&mut chunk, 30, 20));
     }
 }

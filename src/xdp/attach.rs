@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use super::program::Attachment;
 use super::{AttachInfo, AttachedMode, XdpAttach, XdpMode, XdpProgram};
-use crate::error::{Error, Result, Stage};
+use crate::error::{Error, Feature, Result, Stage};
 use crate::features::DeviceFeatures;
 use crate::sys;
 
@@ -40,7 +40,11 @@ impl XdpProgram {
             }
             replaced = Some(remove_existing(self.ifindex, e)?);
         }
-        let mut info = self.attach_xdp(mode, how, probe)?;
+        let mut info = if self.rx_metadata {
+            self.attach_rx_metadata(mode, how, probe)?
+        } else {
+            self.attach_xdp(mode, how, probe)?
+        };
         if let Some(r) = replaced {
             info.reason = format!("{}; replaced {r}", info.reason);
         }
@@ -51,6 +55,41 @@ impl XdpProgram {
             }
         }
         Ok(info)
+    }
+
+    /// The RX-metadata variant is device-bound, and the kernel refuses device-bound
+    /// programs in generic mode: native only, whatever `mode` says (Auto does not
+    /// fall back), and a typed refusal where native is not possible.
+    fn attach_rx_metadata(
+        &mut self,
+        mode: XdpMode,
+        how: XdpAttach,
+        probe: Option<&DeviceFeatures>,
+    ) -> Result<AttachInfo> {
+        let refused = |this: &Self, found: String| {
+            Error::Unsupported {
+            feature: Feature::RxMetadata,
+            ifname: this.ifname.clone(),
+            needs: "native (driver) XDP mode: device-bound programs, which the metadata kfuncs need, cannot run in generic mode",
+            found,
+        }
+        };
+        if mode == XdpMode::Generic {
+            return Err(refused(self, "XdpMode::Generic requested".into()));
+        }
+        match self.attach_xdp(XdpMode::Native, how, probe) {
+            Ok(mut info) => {
+                info.reason = format!("{}; RX metadata: device-bound, native only", info.reason);
+                Ok(info)
+            }
+            Err(Error::NativeUnsupported { reason, .. }) => {
+                Err(refused(self, format!("native attach failed: {reason}")))
+            }
+            Err(Error::Kernel { source, .. }) => {
+                Err(refused(self, format!("native attach failed: {source}")))
+            }
+            Err(other) => Err(other),
+        }
     }
 
     pub(super) fn attach_xdp(

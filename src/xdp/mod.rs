@@ -77,6 +77,9 @@ pub struct ProgramCounters {
     /// ARP requests and Neighbor Solicitations for [`Neighbours`] addresses handed to
     /// the responder instead of the socket.
     pub nd_requests: u64,
+    /// RX-metadata variant only: packets redirected without metadata because the
+    /// frame had no room in front of the packet for it (their accessors say `None`).
+    pub meta_missing: u64,
 }
 
 /// How the attach went.

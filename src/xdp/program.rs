@@ -9,7 +9,7 @@ use libbpf_rs::{MapCore, MapFlags, Object, ObjectBuilder};
 use super::filter::{config_bytes, neighbour_mac};
 use super::responder::RESPONDER_PROG;
 use super::{AttachedMode, ProgramCounters, SteeringFilter};
-use crate::error::{Error, Result, Stage};
+use crate::error::{Error, Feature, Result, Stage};
 use crate::sys;
 
 /// The compiled default program, embedded at build time (the same object the
@@ -28,6 +28,8 @@ pub struct XdpProgram {
     /// The neighbour responder is loaded (and attached with the XDP program).
     pub(super) responder: bool,
     pub(super) responder_attached: Option<TcAttachment>,
+    /// The RX-metadata variant, loaded device-bound to `ifindex`.
+    pub(super) rx_metadata: bool,
 }
 
 pub(super) enum TcAttachment {
@@ -66,6 +68,54 @@ impl XdpProgram {
         filter: &SteeringFilter,
         drop_every_other: bool,
     ) -> Result<XdpProgram> {
+        Self::load_variant(
+            ifname,
+            ifindex,
+            queues,
+            frags,
+            filter,
+            drop_every_other,
+            false,
+        )
+    }
+
+    /// [`XdpProgram::load`] of the RX-metadata variant: loaded device-bound to
+    /// `ifindex` (the XDP metadata kfuncs require it), it writes the packet's RX
+    /// metadata in front of every packet it redirects (see [`crate::RxMetadata`]).
+    /// It can only be attached in native mode.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] with [`Feature::RxMetadata`] when the kernel refuses a
+    /// device-bound program for this interface (before Linux 6.3, or a device that
+    /// cannot bind one); otherwise as [`XdpProgram::load`].
+    pub fn load_rx_metadata(
+        ifname: &str,
+        ifindex: u32,
+        queues: u32,
+        frags: bool,
+        filter: &SteeringFilter,
+        drop_every_other: bool,
+    ) -> Result<XdpProgram> {
+        Self::load_variant(
+            ifname,
+            ifindex,
+            queues,
+            frags,
+            filter,
+            drop_every_other,
+            true,
+        )
+    }
+
+    fn load_variant(
+        ifname: &str,
+        ifindex: u32,
+        queues: u32,
+        frags: bool,
+        filter: &SteeringFilter,
+        drop_every_other: bool,
+        rx_metadata: bool,
+    ) -> Result<XdpProgram> {
         let bpf = |e| Error::Bpf {
             stage: Stage::Load,
             source: e,
@@ -89,16 +139,34 @@ impl XdpProgram {
                 m.set_max_entries(queues.max(1) * slots * 2).map_err(bpf)?;
             }
         }
-        let prog_name = if frags { "flux_xsk_frags" } else { "flux_xsk" };
+        let prog_name = match (frags, rx_metadata) {
+            (false, false) => "flux_xsk",
+            (true, false) => "flux_xsk_frags",
+            (false, true) => "flux_xsk_meta",
+            (true, true) => "flux_xsk_meta_frags",
+        };
         let responder = !filter.neighbours.is_empty();
         for mut p in open.progs_mut() {
             let keep = p.name() == prog_name || (responder && p.name() == RESPONDER_PROG);
             p.set_autoload(keep);
+            if rx_metadata && p.name() == prog_name {
+                // The metadata kfuncs are resolved against the device's driver at load.
+                p.set_ifindex(ifindex);
+                // (libbpf adds BPF_F_XDP_HAS_FRAGS for `xdp.frags` at load as well.)
+                let frag_flag = if frags {
+                    libbpf_sys::BPF_F_XDP_HAS_FRAGS
+                } else {
+                    0
+                };
+                p.set_flags(libbpf_sys::BPF_F_XDP_DEV_BOUND_ONLY | frag_flag);
+            }
         }
         let obj = open.load().map_err(|e| {
             // Surface missing privileges as the typed permission error.
             if e.kind() == libbpf_rs::ErrorKind::PermissionDenied {
                 Error::kernel(Stage::Load, std::io::Error::from_raw_os_error(libc::EPERM))
+            } else if rx_metadata {
+                rx_metadata_refused(ifname, &e)
             } else {
                 bpf(e)
             }
@@ -112,6 +180,7 @@ impl XdpProgram {
             id: 0,
             responder,
             responder_attached: None,
+            rx_metadata,
         };
         prog.id = prog
             .with_prog_fd(sys::prog_id)?
@@ -210,8 +279,14 @@ impl XdpProgram {
             c.filtered += r.filtered;
             c.dropped += r.dropped;
             c.nd_requests += r.nd_requests;
+            c.meta_missing += r.meta_missing;
         }
         Ok(c)
+    }
+
+    /// This is the RX-metadata variant ([`XdpProgram::load_rx_metadata`]).
+    pub fn rx_metadata(&self) -> bool {
+        self.rx_metadata
     }
 
     /// The interface index the program is for.
@@ -282,6 +357,7 @@ struct CountersRaw {
     filtered: u64,
     dropped: u64,
     nd_requests: u64,
+    meta_missing: u64,
 }
 
 fn counters_from_bytes(v: &[u8]) -> CountersRaw {
@@ -297,5 +373,27 @@ fn counters_from_bytes(v: &[u8]) -> CountersRaw {
         filtered: word(2),
         dropped: word(3),
         nd_requests: word(4),
+        meta_missing: word(5),
+    }
+}
+
+/// The typed refusal of a device-bound load of the RX-metadata variant.
+fn rx_metadata_refused(ifname: &str, e: &libbpf_rs::Error) -> Error {
+    let release = sys::kernel_release();
+    let old = release.1.is_none_or(|v| v < (6, 3));
+    Error::Unsupported {
+        feature: Feature::RxMetadata,
+        ifname: ifname.to_string(),
+        needs: "Linux 6.3 or later (XDP metadata kfuncs; the VLAN tag needs 6.8) and a device that accepts device-bound XDP programs",
+        found: if old {
+            format!("Linux {}", release.0)
+        } else if e.kind() == libbpf_rs::ErrorKind::Unsupported {
+            format!(
+                "Linux {}, and the device cannot bind XDP programs (no native XDP in its driver): {e}",
+                release.0
+            )
+        } else {
+            format!("Linux {}, and the device-bound load failed: {e}", release.0)
+        },
     }
 }
