@@ -22,7 +22,7 @@
 #                   (default "6.1 6.12 6.18 host")
 #   --suites REGEX  only suites whose name matches (core, conformance, engine,
 #                   engine_alloc, system, system_async, icmp_echo, neighbours,
-#                   stock_clients, jumbo, lifecycle, fidelity, probe, sim, zerocopy, lib)
+#                   stock_clients, jumbo, lifecycle, fidelity, probe, metadata, sim, zerocopy, lib)
 #   --no-build      use the binaries of the last build (target/kernel-matrix/manifest.tsv;
 #                   without it, cargo lists them: nothing is compiled after a
 #                   `cargo test --all-features`)
@@ -61,7 +61,7 @@ while [ $# -gt 0 ]; do
         --ci)
             # The suites that talk to the kernel on 6.1 and 6.12 (lib and sim do not),
             # zero-copy on 6.18 (the host is 6.18 too), all kernels.
-            k='^(core|engine|engine_alloc|system|system_async|icmp_echo|fidelity|conformance|lifecycle|neighbours|stock_clients|jumbo|probe|zerocopy)$'
+            k='^(core|engine|engine_alloc|system|system_async|icmp_echo|fidelity|conformance|lifecycle|neighbours|stock_clients|jumbo|probe|metadata|zerocopy)$'
             KERNELS="6.1:$k 6.12:$k 6.18:^zerocopy\$"
             KEEP_GOING=1
             shift ;;

@@ -17,6 +17,42 @@ use fluxcapacitor::{Error, Feature, FluxBuilder, RssHashType, SteeringFilter, Xd
 
 const PORT: u16 = 7400;
 
+/// RX metadata needs Linux 6.3 (device-bound programs and the metadata kfuncs).
+/// Before, checks that `rx_metadata(true)` is the typed refusal and returns true:
+/// the test ends there.
+fn rx_metadata_refused_here() -> bool {
+    if kernel_at_least(6, 3) {
+        return false;
+    }
+    let pair = VethPair::new(VethOpts::default());
+    match FluxBuilder::new(&pair.host)
+        .xdp_mode(XdpMode::Native)
+        .rx_metadata(true)
+        .build()
+    {
+        Err(Error::Unsupported {
+            feature: Feature::RxMetadata,
+            ..
+        }) => true,
+        other => panic!("expected the typed RX metadata refusal before 6.3: {other:?}"),
+    }
+}
+
+/// TX metadata needs Linux 6.8; before, checks the typed refusal (as above).
+fn tx_metadata_refused_here() -> bool {
+    if kernel_at_least(6, 8) {
+        return false;
+    }
+    let pair = VethPair::new(VethOpts::default());
+    match FluxBuilder::new(&pair.host).tx_metadata(true).build() {
+        Err(Error::Unsupported {
+            feature: Feature::TxMetadata,
+            ..
+        }) => true,
+        other => panic!("expected the typed TX metadata refusal before 6.8: {other:?}"),
+    }
+}
+
 fn meta_flux(pair: &VethPair) -> fluxcapacitor::Flux {
     FluxBuilder::new(&pair.host)
         .frame_size(2048)
@@ -55,6 +91,9 @@ fn udp_to_port(f: &Frame) -> Option<u16> {
 #[test]
 fn rx_hash_is_stable_per_flow_and_differs_across_flows() {
     if skip_without_root() {
+        return;
+    }
+    if rx_metadata_refused_here() {
         return;
     }
     let pair = VethPair::new(VethOpts::default());
@@ -111,6 +150,9 @@ fn rx_hash_is_stable_per_flow_and_differs_across_flows() {
 #[test]
 fn rx_timestamp_of_a_veth_is_none_and_vlan_absent_for_untagged_frames() {
     if skip_without_root() {
+        return;
+    }
+    if rx_metadata_refused_here() {
         return;
     }
     let pair = VethPair::new(VethOpts::default());
@@ -171,6 +213,9 @@ fn rx_hash_is_the_skb_flow_hash_seen_by_the_sender() {
     if skip_without_root() {
         return;
     }
+    if rx_metadata_refused_here() {
+        return;
+    }
     let pair = VethPair::new(VethOpts::default());
     peer_egress_program(&pair);
     let (mut rx, _tx) = meta_flux(&pair).split();
@@ -204,6 +249,9 @@ fn rx_hash_is_the_skb_flow_hash_seen_by_the_sender() {
 #[test]
 fn vlan_tag_the_peer_put_in_the_skb() {
     if skip_without_root() {
+        return;
+    }
+    if rx_metadata_refused_here() {
         return;
     }
     let pair = VethPair::new(VethOpts::default());
@@ -280,6 +328,9 @@ fn generic_mode_refuses_rx_metadata_with_the_reason() {
     if skip_without_root() {
         return;
     }
+    if rx_metadata_refused_here() {
+        return;
+    }
     let pair = VethPair::new(VethOpts::default());
     let e = FluxBuilder::new(&pair.host)
         .xdp_mode(XdpMode::Generic)
@@ -315,6 +366,9 @@ fn engine_packets_carry_the_rx_hash() {
     use fluxcapacitor::engine::Engine;
     use std::sync::{Arc, Mutex};
     if skip_without_root() {
+        return;
+    }
+    if rx_metadata_refused_here() {
         return;
     }
     let pair = VethPair::new(VethOpts::default());
@@ -466,6 +520,9 @@ fn tx_checksum_request_makes_a_partial_checksum_acceptable() {
     if skip_without_root() {
         return;
     }
+    if tx_metadata_refused_here() {
+        return;
+    }
     let pair = VethPair::new(VethOpts::default());
     let (_rx, mut tx) = tx_flux(&pair).split();
     let sock = peer_socket(&pair);
@@ -522,6 +579,9 @@ fn clock_tai_ns() -> u64 {
 #[test]
 fn tx_completion_timestamp_in_copy_mode() {
     if skip_without_root() {
+        return;
+    }
+    if tx_metadata_refused_here() {
         return;
     }
     let pair = VethPair::new(VethOpts::default());
@@ -581,6 +641,9 @@ fn tx_checksum_request_past_the_shortened_packet_is_refused_at_send() {
     if skip_without_root() {
         return;
     }
+    if tx_metadata_refused_here() {
+        return;
+    }
     let pair = VethPair::new(VethOpts::default());
     let (_rx, mut tx) = tx_flux(&pair).split();
     let mut f = tx.alloc().unwrap();
@@ -614,10 +677,25 @@ fn tx_launch_time_request_is_accepted_in_copy_mode() {
     if skip_without_root() {
         return;
     }
+    if tx_metadata_refused_here() {
+        return;
+    }
     let pair = VethPair::new(VethOpts::default());
     let flux = tx_flux(&pair);
     let stats0 = flux.device().statistics().unwrap();
     let (_rx, mut tx) = flux.split();
+    if !kernel_at_least(6, 15) {
+        // No launch time in the TX metadata before 6.15: refused, typed, at once.
+        let mut f = tx.alloc().expect("a free frame");
+        f.set_len(60).unwrap();
+        match f.set_tx_launch_time(clock_tai_ns()) {
+            Err(fluxcapacitor::DescError::Unsupported {
+                feature: Feature::TxLaunchTime,
+                ..
+            }) => return,
+            other => panic!("expected the typed launch-time refusal before 6.15: {other:?}"),
+        }
+    }
     let sock = peer_socket(&pair);
     let (src, dst) = (pair.host_addr(TX_PORT), pair.peer_addr(TX_PORT));
     let frame = build_udp_frame(pair.host_mac, pair.peer_mac, src, dst, b"launch");
@@ -641,6 +719,9 @@ fn tx_launch_time_request_is_accepted_in_copy_mode() {
 fn engine_reply_with_tx_checksum_request() {
     use fluxcapacitor::engine::Engine;
     if skip_without_root() {
+        return;
+    }
+    if tx_metadata_refused_here() {
         return;
     }
     const ECHO: u16 = 7402;
@@ -714,6 +795,9 @@ async fn async_frames_carry_the_rx_hash() {
     if skip_without_root() {
         return;
     }
+    if rx_metadata_refused_here() {
+        return;
+    }
     let pair = VethPair::new(VethOpts::default());
     let (mut rx, _tx) = meta_flux(&pair).split_async().expect("async handles");
     let payloads = (0..5).map(|i| seq_payload(i, 64)).collect();
@@ -741,6 +825,9 @@ async fn async_frames_carry_the_rx_hash() {
 #[test]
 fn auto_mode_without_native_xdp_refuses_rx_metadata() {
     if skip_without_root() {
+        return;
+    }
+    if rx_metadata_refused_here() {
         return;
     }
     let pair = VethPair::new(VethOpts::default());
@@ -775,6 +862,9 @@ fn auto_mode_without_native_xdp_refuses_rx_metadata() {
 #[test]
 fn shared_program_decides_rx_metadata() {
     if skip_without_root() {
+        return;
+    }
+    if rx_metadata_refused_here() {
         return;
     }
     let pair = VethPair::new(VethOpts {
@@ -815,6 +905,9 @@ fn shared_program_decides_rx_metadata() {
 #[test]
 fn rx_metadata_with_multi_buffer_packets() {
     if skip_without_root() {
+        return;
+    }
+    if rx_metadata_refused_here() {
         return;
     }
     let pair = VethPair::new(VethOpts {

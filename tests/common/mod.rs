@@ -32,13 +32,18 @@ pub use netns::*;
 pub use udp::*;
 pub use veth::*;
 
-/// The running kernel binds multi-buffer sockets (`XDP_USE_SG`: Linux 6.6 or later).
-pub fn kernel_has_multi_buffer() -> bool {
+/// The running kernel is `major.minor` or later.
+pub fn kernel_at_least(major: u32, minor: u32) -> bool {
     let rel = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
     let mut it = rel.trim().split(|c: char| !c.is_ascii_digit());
-    let major: u32 = it.next().and_then(|s| s.parse().ok()).expect("major");
-    let minor: u32 = it.next().and_then(|s| s.parse().ok()).expect("minor");
-    (major, minor) >= (6, 6)
+    let a: u32 = it.next().and_then(|s| s.parse().ok()).expect("major");
+    let b: u32 = it.next().and_then(|s| s.parse().ok()).expect("minor");
+    (a, b) >= (major, minor)
+}
+
+/// The running kernel binds multi-buffer sockets (`XDP_USE_SG`: Linux 6.6 or later).
+pub fn kernel_has_multi_buffer() -> bool {
+    kernel_at_least(6, 6)
 }
 
 /// On a kernel without multi-buffer, checks that a multi-buffer build was refused
