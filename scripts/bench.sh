@@ -230,11 +230,12 @@ measure() {
         gen 0 "$size"
         "$EX/xdpdrop" --iface "$H" --duration "$SECS" >"$log" 2>&1 || true
         pps="$(result_field "$log" pps)" ;;
-    engine_rxdrop|engine_rxdrop_spin|engine_rxdrop_nowatch|system_rxdrop|async_rxdrop)
+    engine_rxdrop|engine_rxdrop_spin|engine_rxdrop_nowatch|engine_rxdrop_meta|system_rxdrop|async_rxdrop)
         local bin="${v%_spin}" extra=()
-        bin="${bin%_nowatch}"; bin="${bin#engine_}"; [ "$bin" = rxdrop ] || bin="$v"
+        bin="${bin%_nowatch}"; bin="${bin%_meta}"; bin="${bin#engine_}"; [ "$bin" = rxdrop ] || bin="$v"
         [ "$v" = engine_rxdrop_spin ] && extra=(--spin)
         [ "$v" = engine_rxdrop_nowatch ] && extra=(--no-watch)
+        [ "$v" = engine_rxdrop_meta ] && extra=(--rx-metadata)
         gen 0 "$size"
         "$RX/$bin" --iface "$H" --pin 1 --duration "$SECS" "${extra[@]+"${extra[@]}"}" >"$log" 2>&1 || true
         pps="$(result_field "$log" pps)"; ns="$(result_field "$log" cpu_ns_per_pkt)" ;;
@@ -323,7 +324,7 @@ measure() {
 # ---------------------------------------------------------------- what runs
 have() { [ -x "$EX/$1" ]; }
 # Set A (host veth NAPI threaded, pinned to CPU0): the receive variants.
-MAIN=(xdp_drop engine_rxdrop engine_rxdrop_spin)
+MAIN=(xdp_drop engine_rxdrop engine_rxdrop_spin engine_rxdrop_meta)
 for ex in system_rxdrop async_rxdrop; do
     if have "$ex"; then MAIN+=("$ex"); else fx_log "note: examples/$ex.rs not built yet; variant skipped"; fi
 done
@@ -470,6 +471,14 @@ for s in $SIZES; do
             ratio_line "$v vs $b, $s B" "$v/$s" "$b:$v/$s" 1.0
         done
     done
+done
+# What RX metadata costs: the receiver's CPU per packet with it on minus off.
+for s in $SIZES; do
+    on="$(tr ' ' '\n' <<<"${CPU[engine_rxdrop_meta/$s]:-}" | median)"
+    off="$(tr ' ' '\n' <<<"${CPU[engine_rxdrop/$s]:-}" | median)"
+    [ "$on" != "-" ] && [ "$off" != "-" ] && [ -n "$on" ] && [ -n "$off" ] || continue
+    awk -v a="$on" -v b="$off" -v s="$s" -v pa="$(med_of "engine_rxdrop_meta/$s")" -v pb="$(med_of "engine_rxdrop/$s")" 'BEGIN {
+        printf "  %-44s %+6.1f ns/pkt receiver CPU, %6.2fx the rate (on %s / off %s)\n", "rx metadata on vs off, " s " B", a - b, (pb > 0 ? pa / pb : 0), pa, pb }'
 done
 ratio_line "shared core: engine vs C poll, 64 B" "shared_engine_rxdrop/64" "shared_c_rxdrop_poll/64" 5
 ratio_line "2 queues, 2 workers vs 1 queue, 64 B" "scale_rxdrop_2w/64" "scale_rxdrop_1w/64" 1.6

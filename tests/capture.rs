@@ -441,7 +441,7 @@ fn result_pkts(stdout: &str) -> u64 {
 
 /// 1,000 datagrams of 4 to 1,472 bytes, `--port` steering: every one in the file,
 /// equal byte for byte, counted by tcpdump; the host keeps answering ping.
-fn captures_every_datagram(mode: &str) {
+fn captures_every_datagram(mode: &str, extra: &[&str]) {
     const N: u32 = 1000;
     if skip_without_root() {
         return;
@@ -451,7 +451,8 @@ fn captures_every_datagram(mode: &str) {
     let file = dir.file("all.pcapng");
     let t0 = wall_clock();
     let n = N.to_string();
-    let run = Running::start(&[
+    let port = PORT.to_string();
+    let mut args = vec![
         "--iface",
         &pair.host,
         "--xdp-mode",
@@ -459,12 +460,14 @@ fn captures_every_datagram(mode: &str) {
         "--out",
         &file,
         "--port",
-        &PORT.to_string(),
+        &port,
         "--count",
         &n,
         "--duration",
         "60",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let run = Running::start(&args);
     ping_then_send(&pair, N, payload_len);
     let (status, stdout, stderr) = run.finish(Duration::from_secs(90));
     assert!(
@@ -479,18 +482,35 @@ fn captures_every_datagram(mode: &str) {
         stdout.contains(&format!(" xdp={mode} ")),
         "attached {mode}:\n{stdout}"
     );
+    if extra.contains(&"--rx-timestamps") {
+        assert!(
+            stdout.contains(", rx metadata"),
+            "RX metadata on:\n{stdout}"
+        );
+    }
     assert_eq!(result_pkts(&stdout), u64::from(N));
     check_complete(&file, &dir, &pair, N, payload_len, t0);
 }
 
 #[test]
 fn capture_writes_every_datagram_native() {
-    captures_every_datagram("native");
+    captures_every_datagram("native", &[]);
+}
+
+/// `--rx-timestamps` captures through the RX metadata program (a veth stamps no
+/// hardware time, so the records carry the batch's receive time; the file is as
+/// complete and its times as ordered).
+#[test]
+fn capture_with_rx_timestamps_native() {
+    if !kernel_at_least(6, 3) {
+        return;
+    }
+    captures_every_datagram("native", &["--rx-timestamps"]);
 }
 
 #[test]
 fn capture_writes_every_datagram_generic() {
-    captures_every_datagram("generic");
+    captures_every_datagram("generic", &[]);
 }
 
 /// `--max-bytes`: the file stops short of the bound, holds the first datagrams

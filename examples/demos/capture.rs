@@ -6,7 +6,7 @@
 //!      [--queue 0] [--xdp-mode auto|native|generic] [--max-bytes N[k|M|G]]
 //!      [--count N] [--duration SECS] [--snaplen N] [--port P[,P...]]
 //!      [--proto udp|tcp] [--answer ADDR[,ADDR...]] [--multi-buffer]
-//!      [--frame-size 2048|4096] [--batch 64]
+//!      [--frame-size 2048|4096] [--batch 64] [--rx-timestamps]
 //! tcpdump -r fx0.pcapng -nn
 //! ```
 //!
@@ -52,7 +52,8 @@ use pcap_file::DataLink;
 
 const USAGE: &str = "capture --iface IF --out FILE [--queue Q] [--xdp-mode auto|native|generic] \
 [--max-bytes N[k|M|G]] [--count N] [--duration SECS] [--snaplen N] [--port P[,P...]] \
-[--proto udp|tcp] [--answer ADDR[,ADDR...]] [--multi-buffer] [--frame-size 2048|4096] [--batch N]";
+[--proto udp|tcp] [--answer ADDR[,ADDR...]] [--multi-buffer] [--frame-size 2048|4096] [--batch N] \
+[--rx-timestamps]";
 
 /// tcpdump's default snap length: whole packets, jumbo ones included.
 const DEFAULT_SNAPLEN: u32 = 262_144;
@@ -104,8 +105,14 @@ fn record_len(captured: usize) -> u64 {
 /// it for this frame: it is exact per packet and free of the delay between arrival
 /// and this loop. Without it, every packet of a batch gets `batch_received`, the
 /// CLOCK_REALTIME reading taken once when the batch came off the RX ring.
-fn record_timestamp(_frame: &Frame, batch_received: Duration) -> Duration {
-    batch_received
+/// With `--rx-timestamps` the socket asks for RX metadata; a frame the device
+/// stamped then carries its time (the device's clock, nanoseconds, as the NIC keeps
+/// it — usually synchronised to the wall clock by PTP).
+fn record_timestamp(frame: &Frame, batch_received: Duration) -> Duration {
+    match frame.rx_timestamp() {
+        Some(ns) => Duration::from_nanos(ns),
+        None => batch_received,
+    }
 }
 
 /// CLOCK_REALTIME now (what `SystemTime` reads on Linux), since the Unix epoch.
@@ -260,6 +267,9 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         .xdp_mode(xdp_mode(args))
         .frame_size(args.num("frame-size", 4096))
         .multi_buffer(multi_buffer)
+        // --rx-timestamps: the device's receive timestamp per packet (RX metadata;
+        // native XDP, Linux 6.3, a driver that implements the kfunc).
+        .rx_metadata(args.flag("rx-timestamps"))
         .filter(filter)
         .build()?;
     println!("{}", flux.report());
