@@ -369,7 +369,11 @@ fn zero_copy_reason(
         Some(true) => format!(
             "copy mode: the driver advertises xsk-zerocopy but the kernel bound in copy mode [{probe}]"
         ),
-        _ => format!("copy mode: the kernel chose copy [{probe}]"),
+        // Unknown (no netdev family): the kernel tried zero-copy first and fell back,
+        // which it does only where the driver does not support it.
+        _ => format!(
+            "copy mode: the driver does not support AF_XDP zero-copy (the kernel tried it first and bound in copy mode) [{probe}]"
+        ),
     }
 }
 
