@@ -49,32 +49,10 @@ mod linux {
         // Every other bpf/*.bpf.c (helper programs of the examples: the traffic
         // generator, the XDP_DROP counter) becomes `$OUT_DIR/<name>.bpf.o`, to be
         // embedded with `include_bytes!`.
-        if let Ok(dir) = std::fs::read_dir("bpf") {
-            let mut extra: Vec<PathBuf> = dir
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.to_string_lossy().ends_with(".bpf.c") && p != Path::new(SRC))
-                .collect();
-            extra.sort();
-            for src in extra {
-                let name = src.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-                let obj = out.join(name.trim_end_matches(".c").to_string() + ".o");
-                compile_obj(&clang, &args, &src.to_string_lossy(), &obj);
-            }
-        }
+        compile_dir(&clang, &args, "bpf", SRC, &out);
         // Helper programs of the tests (tests/bpf/*.bpf.c but the user-style one):
         // `$OUT_DIR/<name>.bpf.o`.
-        if let Ok(dir) = std::fs::read_dir("tests/bpf") {
-            let mut extra: Vec<PathBuf> = dir
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.to_string_lossy().ends_with(".bpf.c") && p != Path::new(TEST_SRC))
-                .collect();
-            extra.sort();
-            for src in extra {
-                let name = src.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-                let obj = out.join(name.trim_end_matches(".c").to_string() + ".o");
-                compile_obj(&clang, &args, &src.to_string_lossy(), &obj);
-            }
-        }
+        compile_dir(&clang, &args, "tests/bpf", TEST_SRC, &out);
         if Path::new(TEST_SRC).exists() {
             compile(
                 &clang,
@@ -104,6 +82,23 @@ mod linux {
                  (Debian: `apt-get install clang linux-libc-dev libelf-dev zlib1g-dev pkg-config`).\n",
                 clang.display()
             );
+        }
+    }
+
+    /// Every `DIR/*.bpf.c` but `skip` becomes `$OUT_DIR/<name>.bpf.o`.
+    fn compile_dir(clang: &Path, args: &[String], dir: &str, skip: &str, out: &Path) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut srcs: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.to_string_lossy().ends_with(".bpf.c") && p != Path::new(skip))
+            .collect();
+        srcs.sort();
+        for src in srcs {
+            let name = src.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let obj = out.join(name.trim_end_matches(".c").to_string() + ".o");
+            compile_obj(clang, args, &src.to_string_lossy(), &obj);
         }
     }
 
