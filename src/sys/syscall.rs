@@ -227,6 +227,7 @@ pub fn kernel_release() -> (String, Option<(u32, u32)>) {
 
 /// [`poll_many`] with a nanosecond timeout (`ppoll`): for waits shorter than a
 /// millisecond.
+#[cfg_attr(not(feature = "async"), allow(dead_code))]
 pub fn ppoll_many(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<usize> {
     let ts = timeout.map(|d| libc::timespec {
         tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
@@ -256,6 +257,7 @@ pub fn ppoll_many(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Re
 }
 
 /// Reads (and so resets) an eventfd's counter; `Ok(0)` when it was zero.
+#[cfg_attr(not(feature = "async"), allow(dead_code))]
 pub fn eventfd_drain(fd: BorrowedFd<'_>) -> io::Result<u64> {
     let mut v: u64 = 0;
     // SAFETY: reads 8 bytes into a live u64.
