@@ -225,18 +225,18 @@ pub(crate) fn bind(fd: &OwnedFd, p: &BindParams) -> Result<()> {
                     source: e,
                 })
             }
-            Err(e)
-                if p.multi_buffer
-                    && e.raw_os_error() == Some(libc::EINVAL)
-                    && sys::kernel_release().1.is_none_or(|v| v < (6, 6)) =>
-            {
+            Err(e) if p.multi_buffer && e.raw_os_error() == Some(libc::EINVAL) => {
                 // Kernels before 6.6 know no XDP_USE_SG and refuse the unknown flag.
-                return Err(Error::Unsupported {
-                    feature: Feature::MultiBuffer,
-                    ifname: p.ifname.clone(),
-                    needs: "Linux 6.6 or later (AF_XDP multi-buffer)",
-                    found: format!("Linux {}", sys::kernel_release().0),
-                });
+                let (release, version) = sys::kernel_release();
+                if version.is_none_or(|v| v < (6, 6)) {
+                    return Err(Error::Unsupported {
+                        feature: Feature::MultiBuffer,
+                        ifname: p.ifname.clone(),
+                        needs: "Linux 6.6 or later (AF_XDP multi-buffer)",
+                        found: format!("Linux {release}"),
+                    });
+                }
+                return Err(Error::kernel(Stage::Bind, e));
             }
             Err(e) => return Err(Error::kernel(Stage::Bind, e)),
         }
